@@ -1,0 +1,1 @@
+"""Accounts (the receiver): balances and ledger, recharges, notify endpoint, reconciliation."""

@@ -1,0 +1,26 @@
+"""Reads on the accounts side."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, QuerySet
+
+from .models import Recharge
+
+
+def recharges_to_reconcile(*, now: datetime) -> QuerySet:
+    """Pending recharges older than ``ACCOUNTS_RECONCILE_AFTER`` seconds, never-checked and
+    least recently checked first, at most ``ACCOUNTS_RECONCILE_BATCH``."""
+    created_before = now - timedelta(seconds=settings.ACCOUNTS_RECONCILE_AFTER)
+    return (
+        Recharge.objects.filter(status=Recharge.Status.PENDING, created_at__lt=created_before)
+        .select_related("account")
+        .order_by(F("last_checked_at").asc(nulls_first=True), "created_at")[
+            : settings.ACCOUNTS_RECONCILE_BATCH
+        ]
+    )
+
+
+def recharges_for_user(*, user, limit: int = 20) -> QuerySet:
+    """The user's own recharges, newest first."""
+    return Recharge.objects.filter(account__user=user).order_by("-created_at")[:limit]

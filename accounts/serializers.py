@@ -1,0 +1,24 @@
+"""The shape of an incoming notification (design.md, "HTTP contract")."""
+
+from rest_framework import serializers
+
+from config.money import MinorUnitsField
+
+from .models import Recharge
+
+
+class RechargeResultSerializer(serializers.Serializer):
+    tx_no = serializers.CharField(max_length=40)
+    out_trade_no = serializers.CharField(max_length=64)
+    account_no = serializers.CharField(max_length=32)
+    amount = MinorUnitsField(min_value=1)
+    currency = serializers.CharField(min_length=3, max_length=3)
+    status = serializers.ChoiceField(choices=Recharge.Status.choices)
+    paid_at = serializers.DateTimeField(allow_null=True, required=False)
+
+
+class NotificationInputSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=64)
+    type = serializers.ChoiceField(choices=["recharge.succeeded", "recharge.failed"])
+    created_at = serializers.DateTimeField()
+    data = RechargeResultSerializer()

@@ -1,0 +1,219 @@
+"""Writes on the accounts side: accounts, recharges, applying results, reconciliation.
+
+``recharge_apply_result`` is the one code path that closes a recharge, whether the result
+came in a notification or from reconciliation; it is idempotent and safe under concurrency:
+the status moves by conditional UPDATE, the ledger's unique tx_no backs it up.
+"""
+
+import logging
+import secrets
+from collections import Counter
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from . import faults
+from .models import Account, InboundNotification, LedgerEntry, Recharge
+from .payments_client import PaymentsApiError, PaymentsClient
+from .selectors import recharges_to_reconcile
+
+logger = logging.getLogger(__name__)
+Status = Recharge.Status
+Outcome = InboundNotification.Outcome
+
+
+class UnknownRecharge(Exception):
+    """No recharge of ours has this out_trade_no."""
+
+
+class ResultMismatch(Exception):
+    """A result disagrees with the recharge we started (amount, currency, account, tx_no, or a
+    final status other than the one already recorded); it is never applied."""
+
+
+def account_create(*, user, currency: str) -> Account:
+    """Open an account for ``user`` with a random account number and a zero balance."""
+    return Account.objects.create(
+        user=user, currency=currency, account_no=f"AC{secrets.randbelow(10**12):012d}"
+    )
+
+
+def recharge_start(*, account: Account, amount: int, client: PaymentsClient) -> Recharge:
+    """Record a recharge and create its order at payments; the result has a ``cashier_url``.
+
+    The row is written before the API call, so a call that times out is not forgotten:
+    reconciliation repeats the (idempotent) create to learn its tx_no. Raises PaymentsApiError.
+    """
+    recharge = Recharge.objects.create(
+        account=account,
+        out_trade_no=f"R{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(6)}",
+        amount=amount,
+        currency=account.currency,
+    )
+    order = client.recharge_create(**_order_request(recharge))
+    recharge.tx_no, recharge.cashier_url = order["tx_no"], order["cashier_url"]
+    recharge.save(update_fields=["tx_no", "cashier_url", "updated_at"])
+    return recharge
+
+
+def recharge_apply_result(*, result: dict, source: str) -> str:
+    """Apply a payments result (notification ``data`` or a queried order) to our recharge.
+
+    ``result`` has tx_no, out_trade_no, account_no, amount (minor units), currency, status.
+    Returns ``"applied"``, ``"duplicate"`` (already in that final state) or ``"pending"``.
+    Raises ``UnknownRecharge`` or ``ResultMismatch``; nothing is written then.
+    """
+    with transaction.atomic():
+        recharge = (
+            Recharge.objects.select_for_update()
+            .select_related("account")
+            .filter(out_trade_no=result["out_trade_no"])
+            .first()
+        )
+        if recharge is None:
+            raise UnknownRecharge(f"no recharge with out_trade_no {result['out_trade_no']}")
+        _check_agrees(recharge, result)
+        if result["status"] == Status.PENDING:
+            return "pending"
+        moved = Recharge.objects.filter(pk=recharge.pk, status=Status.PENDING).update(
+            status=result["status"],
+            tx_no=result["tx_no"],
+            closed_by=source,
+            updated_at=timezone.now(),
+        )
+        if not moved:
+            current = Recharge.objects.values_list("status", flat=True).get(pk=recharge.pk)
+            if current != result["status"]:
+                raise ResultMismatch(f"recharge is already {Status(current).label.lower()}")
+            return "duplicate"
+        if result["status"] == Status.SUCCEEDED:
+            _credit(recharge, tx_no=result["tx_no"], source=source)
+    return "applied"
+
+
+def notification_receive(*, webhook_id: str, payload: dict) -> tuple[str, str]:
+    """Handle a verified notification: log its receipt, apply its ``data``.
+
+    Returns ``(outcome, reason)`` with outcome one of ``InboundNotification.Outcome``.
+    Rejections (unknown recharge, mismatch) are recorded for staff before being returned.
+    """
+    data = payload["data"]
+    receipt = _receipt(webhook_id, data)
+    if faults.should_refuse(webhook_id=webhook_id, deliveries=receipt.deliveries):
+        return _settle(receipt, Outcome.REFUSED, "fault injection: first delivery refused")
+    if faults.should_drop(webhook_id=webhook_id):
+        return _settle(receipt, Outcome.DROPPED, "fault injection: dropped")
+    try:
+        applied = recharge_apply_result(result=data, source=LedgerEntry.Source.NOTIFICATION)
+    except (UnknownRecharge, ResultMismatch) as exc:
+        logger.warning("rejected notification %s: %s", webhook_id, exc)
+        return _settle(receipt, Outcome.REJECTED, str(exc))
+    outcome = Outcome.APPLIED if applied == "applied" else Outcome.DUPLICATE
+    return _settle(receipt, outcome, "")
+
+
+def recharge_reconcile(*, recharge: Recharge, client: PaymentsClient) -> str:
+    """Ask payments how ``recharge`` stands and apply the answer through the same path as a
+    notification. Returns what ``recharge_apply_result`` returned.
+
+    A recharge whose create call never returned has no tx_no yet: the create is repeated
+    (idempotent on out_trade_no) to find the order. Raises PaymentsApiError,
+    ResultMismatch, UnknownRecharge.
+    """
+    Recharge.objects.filter(pk=recharge.pk).update(last_checked_at=timezone.now())
+    if recharge.tx_no:
+        order = client.recharge_get(tx_no=recharge.tx_no)
+    else:
+        order = client.recharge_create(**_order_request(recharge))
+        Recharge.objects.filter(pk=recharge.pk, tx_no=None).update(
+            tx_no=order["tx_no"], cashier_url=order["cashier_url"]
+        )
+    return recharge_apply_result(result=order, source=LedgerEntry.Source.RECONCILIATION)
+
+
+def recharges_reconcile_pending() -> dict:
+    """Beat: reconcile recharges pending longer than ``ACCOUNTS_RECONCILE_AFTER`` seconds,
+    least recently checked first, at most ``ACCOUNTS_RECONCILE_BATCH`` a tick.
+
+    Stops the tick at the first unreachable-API error: the next tick resumes from the
+    recharges checked longest ago. Returns counts by outcome.
+    """
+    client = PaymentsClient.from_settings()
+    counts: Counter = Counter()
+    for recharge in recharges_to_reconcile(now=timezone.now()):
+        try:
+            outcome = recharge_reconcile(recharge=recharge, client=client)
+        except PaymentsApiError as exc:
+            logger.warning("reconciliation of %s: %s", recharge.out_trade_no, exc)
+            outcome = "unreachable" if exc.status_code is None else "api_error"
+        except (ResultMismatch, UnknownRecharge) as exc:
+            logger.error("reconciliation of %s refused: %s", recharge.out_trade_no, exc)
+            outcome = "mismatch"
+        counts[outcome] += 1
+        if outcome == "unreachable":
+            break
+    return dict(counts)
+
+
+def _order_request(recharge: Recharge) -> dict:
+    base = settings.ACCOUNTS_PUBLIC_URL.rstrip("/")
+    return_path = reverse(
+        "accounts:recharge-status", kwargs={"out_trade_no": recharge.out_trade_no}
+    )
+    return {
+        "out_trade_no": recharge.out_trade_no,
+        "account_no": recharge.account.account_no,
+        "amount": recharge.amount,
+        "currency": recharge.currency,
+        "notify_url": base + reverse("accounts:notify"),
+        "return_url": base + return_path,
+    }
+
+
+def _check_agrees(recharge: Recharge, result: dict) -> None:
+    expected = {
+        "account_no": recharge.account.account_no,
+        "amount": recharge.amount,
+        "currency": recharge.currency,
+    }
+    if recharge.tx_no:
+        expected["tx_no"] = recharge.tx_no
+    for field, value in expected.items():
+        if result.get(field) != value:
+            raise ResultMismatch(f"{field} {result.get(field)!r} does not match ours ({value!r})")
+    if result.get("status") not in Status.values:
+        raise ResultMismatch(f"unknown status {result.get('status')!r}")
+
+
+def _credit(recharge: Recharge, *, tx_no: str, source: str) -> None:
+    LedgerEntry.objects.create(
+        account=recharge.account,
+        tx_no=tx_no,
+        amount=recharge.amount,
+        currency=recharge.currency,
+        source=source,
+    )
+    Account.objects.filter(pk=recharge.account_id).update(balance=F("balance") + recharge.amount)
+
+
+def _receipt(webhook_id: str, data: dict) -> InboundNotification:
+    receipt, _ = InboundNotification.objects.get_or_create(
+        webhook_id=webhook_id,
+        defaults={
+            "tx_no": str(data.get("tx_no", ""))[:40],
+            "out_trade_no": str(data.get("out_trade_no", ""))[:64],
+        },
+    )
+    InboundNotification.objects.filter(pk=receipt.pk).update(deliveries=F("deliveries") + 1)
+    receipt.refresh_from_db(fields=["deliveries"])
+    return receipt
+
+
+def _settle(receipt: InboundNotification, outcome: str, reason: str) -> tuple[str, str]:
+    InboundNotification.objects.filter(pk=receipt.pk).update(
+        outcome=outcome, reason=reason[:255], last_received_at=timezone.now()
+    )
+    return outcome, reason

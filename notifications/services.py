@@ -1,0 +1,239 @@
+"""Writes of the outbox: create, deliver one attempt, sweep, resend.
+
+The row is the source of truth. An attempt is claimed by a conditional UPDATE before any
+HTTP is sent, so a duplicated or redelivered task message finds nothing to do; results are
+recorded under a guard on the attempt number, so a claim that was given up on cannot
+overwrite a newer one.
+"""
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from . import http, selectors, signing
+from .models import DeliveryAttempt, Notification
+from .retry import schedule_from_settings
+
+logger = logging.getLogger(__name__)
+State = Notification.State
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """Result of one ``notification_deliver`` call.
+
+    ``attempted`` is False when there was nothing to claim; ``retry_in`` (seconds) is set when
+    the next attempt is short enough to be a Celery countdown, else the sweeper sends it.
+    """
+
+    attempted: bool
+    state: str | None = None
+    retry_in: float | None = None
+
+
+def notification_create(
+    *, sender_key: str, subject: str, event_type: str, target_url: str, data: dict
+) -> Notification:
+    """Record a notification in the caller's transaction (the outbox) and enqueue its first
+    attempt once that transaction commits.
+
+    The body is frozen here: ``{"id", "type", "created_at", "data"}`` as compact JSON, sent
+    unchanged on every attempt. ``data`` must be JSON-serialisable (money as int minor units).
+    """
+    now = timezone.now()
+    notification = Notification(
+        id=uuid.uuid4(),
+        sender_key=sender_key,
+        subject=subject,
+        event_type=event_type,
+        target_url=target_url,
+        created_at=now,
+        next_attempt_at=now,
+        # The on-commit enqueue below is the expected message; if the process dies before
+        # it is sent, the sweeper re-sends once NOTIFY_REQUEUE_AFTER has passed.
+        broker_eta=now,
+    )
+    envelope = {"id": notification.webhook_id, "type": event_type, "created_at": now.isoformat()}
+    notification.body = json.dumps({**envelope, "data": data}, separators=(",", ":"))
+    notification.save(force_insert=True)
+    _enqueue_on_commit(notification.pk)
+    return notification
+
+
+def notification_deliver(*, notification_id) -> DeliveryOutcome:
+    """Make the next delivery attempt of a notification, if it is due and unclaimed.
+
+    Claims the attempt, POSTs the frozen body signed with a fresh timestamp, records a
+    ``DeliveryAttempt`` and moves the notification to delivered, pending (with the next
+    ``next_attempt_at`` from the retry schedule) or exhausted.
+    """
+    number = _claim(notification_id)
+    if number is None:
+        return DeliveryOutcome(attempted=False)
+    notification = Notification.objects.get(pk=notification_id)
+    started_at = timezone.now()
+    result = http.post(
+        notification.target_url,
+        body=notification.body.encode(),
+        headers=_headers(notification, started_at),
+        timeout=(settings.NOTIFY_CONNECT_TIMEOUT, settings.NOTIFY_READ_TIMEOUT),
+        excerpt_bytes=settings.NOTIFY_RESPONSE_EXCERPT_BYTES,
+    )
+    attempt = {
+        "started_at": started_at,
+        "duration_ms": result.duration_ms,
+        "status_code": result.status_code,
+        "response_excerpt": result.excerpt,
+        "error": result.error,
+        "succeeded": result.ok,
+    }
+    return _record(notification, number, attempt)
+
+
+def notifications_sweep() -> dict:
+    """Release orphaned claims and re-send every due notification with no live message.
+
+    Safe to run from two beats at once: rows are taken with ``SKIP LOCKED`` (PostgreSQL) or
+    under SQLite's write lock, and a second message for a row is harmless (claims).
+    Returns ``{"released": n, "enqueued": n}``.
+    """
+    now = timezone.now()
+    released = 0
+    for notification in selectors.notifications_orphaned(now=now)[: settings.NOTIFY_SWEEP_BATCH]:
+        released += _release_orphan(notification, now)
+    with transaction.atomic():
+        due = selectors.notifications_due(now=now).select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[: settings.NOTIFY_SWEEP_BATCH])
+        Notification.objects.filter(pk__in=ids).update(broker_eta=now)
+        for notification_id in ids:
+            _enqueue_on_commit(notification_id)
+    return {"released": released, "enqueued": len(ids)}
+
+
+def notification_resend(*, notification_id) -> bool:
+    """Staff's "resend now": schedule one immediate attempt, whatever the state but sending.
+
+    An exhausted notification gets exactly one more attempt; if it fails it is exhausted
+    again. A delivered one is sent again (receivers apply idempotently). Returns False when
+    an attempt is in flight.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        updated = (
+            Notification.objects.filter(pk=notification_id)
+            .exclude(state=State.SENDING)
+            .update(state=State.PENDING, next_attempt_at=now, broker_eta=now)
+        )
+        if updated:
+            _enqueue_on_commit(notification_id)
+    return bool(updated)
+
+
+def _enqueue_on_commit(notification_id, countdown: float | None = None) -> None:
+    from .tasks import deliver
+
+    transaction.on_commit(
+        partial(deliver.apply_async, args=(str(notification_id),), countdown=countdown)
+    )
+
+
+def _headers(notification: Notification, timestamp: datetime) -> dict[str, str]:
+    secrets = import_string(settings.NOTIFY_SECRET_RESOLVER)(notification.sender_key)
+    return signing.signed_headers(
+        webhook_id=notification.webhook_id,
+        body=notification.body,
+        secrets=secrets,
+        timestamp=timestamp,
+    )
+
+
+def _claim(notification_id) -> int | None:
+    """Take the next attempt of a due, pending notification; its number, or None."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Notification.objects.filter(
+            pk=notification_id, state=State.PENDING, next_attempt_at__lte=now
+        ).update(
+            state=State.SENDING,
+            claimed_at=now,
+            broker_eta=None,
+            attempt_count=F("attempt_count") + 1,
+        )
+        if not claimed:
+            return None
+        return Notification.objects.values_list("attempt_count", flat=True).get(pk=notification_id)
+
+
+def _record(notification: Notification, number: int, attempt: dict) -> DeliveryOutcome:
+    """Store attempt ``number`` and move the notification on, unless its claim was lost."""
+    now = timezone.now()
+    fields = _next_state(notification, number, attempt["succeeded"], now)
+    fields.update(last_status_code=attempt["status_code"], last_error=attempt["error"])
+    with transaction.atomic():
+        DeliveryAttempt.objects.update_or_create(
+            notification=notification, number=number, defaults=attempt
+        )
+        still_ours = Notification.objects.filter(
+            pk=notification.pk, attempt_count=number, state__in=[State.SENDING, State.PENDING]
+        ).update(**fields)
+    if not still_ours:
+        logger.warning(
+            "attempt %s of %s finished after its claim was released", number, notification.pk
+        )
+        return DeliveryOutcome(attempted=True)
+    retry_in = None
+    if fields["state"] == State.PENDING and fields["broker_eta"] is not None:
+        retry_in = max(0.0, (fields["next_attempt_at"] - now).total_seconds())
+    return DeliveryOutcome(attempted=True, state=fields["state"], retry_in=retry_in)
+
+
+def _next_state(notification: Notification, number: int, succeeded: bool, now) -> dict:
+    """The row's new fields after attempt ``number``: delivered, retry scheduled, exhausted."""
+    if succeeded:
+        return {"state": State.DELIVERED, "delivered_at": now, "claimed_at": None}
+    due = schedule_from_settings().next_attempt_at(
+        attempts_made=number, created_at=notification.created_at, now=now
+    )
+    if due is None:
+        return {"state": State.EXHAUSTED, "claimed_at": None}
+    short = (due - now).total_seconds() <= settings.NOTIFY_COUNTDOWN_CAP
+    return {
+        "state": State.PENDING,
+        "next_attempt_at": due,
+        # A short delay travels as a countdown message; a long one waits for the sweeper.
+        "broker_eta": due if short else None,
+        "claimed_at": None,
+    }
+
+
+def _release_orphan(notification: Notification, now) -> int:
+    """Count a claim whose worker died as a failed attempt and schedule the next one."""
+    number = notification.attempt_count
+    attempt = {
+        "started_at": notification.claimed_at,
+        "duration_ms": 0,
+        "status_code": None,
+        "response_excerpt": "",
+        "error": "abandoned: no result recorded (worker lost)",
+        "succeeded": False,
+    }
+    fields = _next_state(notification, number, False, now)
+    fields.update(broker_eta=None, last_status_code=None, last_error=attempt["error"])
+    with transaction.atomic():
+        released = Notification.objects.filter(
+            pk=notification.pk, state=State.SENDING, attempt_count=number
+        ).update(**fields)
+        if released:
+            DeliveryAttempt.objects.get_or_create(
+                notification=notification, number=number, defaults=attempt
+            )
+    return released

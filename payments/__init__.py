@@ -1,0 +1,1 @@
+"""Payments (the notifier): merchants, recharge orders, cashier, merchant API, order expiry."""

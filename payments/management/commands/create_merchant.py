@@ -1,0 +1,36 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from payments.models import Merchant
+from payments.services import merchant_create
+
+
+class Command(BaseCommand):
+    help = "Onboard a merchant; prints its app_id, API key and webhook secret (shown only once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument(
+            "--dev-credentials",
+            action="store_true",
+            help="Development only: use the fixed, fake demo credentials the accounts app is "
+            "configured with by default; does nothing if that merchant exists.",
+        )
+
+    def handle(self, *args, name, dev_credentials, **options):
+        if dev_credentials:
+            if not settings.DEBUG:
+                raise CommandError("--dev-credentials is refused unless DEBUG is on")
+            if Merchant.objects.filter(api_key_prefix=settings.DEV_PAYMENTS_API_KEY[:16]).exists():
+                return
+            credentials = merchant_create(
+                name=name,
+                api_key=settings.DEV_PAYMENTS_API_KEY,
+                webhook_secret=settings.DEV_WEBHOOK_SECRET,
+            )
+        else:
+            credentials = merchant_create(name=name)
+        self.stdout.write(f"app_id:         {credentials.merchant.app_id}")
+        self.stdout.write(f"api_key:        {credentials.api_key}")
+        self.stdout.write(f"webhook_secret: {credentials.webhook_secret}")
+        self.stdout.write("Store these now: the API key is kept only as a hash.")

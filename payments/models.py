@@ -1,0 +1,62 @@
+"""Merchants and their recharge orders. Money is an integer count of minor units."""
+
+from django.db import models
+
+
+class Merchant(models.Model):
+    """A party that creates orders through the API and receives notifications.
+
+    The API key is stored only as a SHA-256 hash, found by its non-secret prefix; the
+    webhook secret (``whsec_…``) is kept because every notification is signed with it.
+    """
+
+    name = models.CharField(max_length=100)
+    app_id = models.CharField(max_length=32, unique=True)
+    api_key_prefix = models.CharField(max_length=16, unique=True)
+    api_key_hash = models.CharField(max_length=64)
+    webhook_secret = models.CharField(max_length=128)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.name} ({self.app_id})"
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Lets DRF treat an API-key-authenticated merchant as ``request.user``."""
+        return True
+
+
+class RechargeOrder(models.Model):
+    """A top-up order; ``status`` only ever moves 0→100 or 0→200 (conditional updates)."""
+
+    class Status(models.IntegerChoices):
+        PENDING = 0, "Pending"
+        SUCCEEDED = 100, "Succeeded"
+        FAILED = 200, "Failed"
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders")
+    out_trade_no = models.CharField(max_length=64, help_text="The merchant's order number.")
+    tx_no = models.CharField(max_length=40, unique=True, help_text="Our transaction number.")
+    account_no = models.CharField(max_length=32)
+    amount = models.BigIntegerField(help_text="Minor units (fen, cents).")
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code.")
+    notify_url = models.URLField(max_length=512)
+    return_url = models.URLField(max_length=512)
+    status = models.IntegerField(choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "out_trade_no"], name="order_out_trade_no_once"
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="order_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="order_status_created_idx")]
+
+    def __str__(self):
+        return f"{self.tx_no} {self.amount} {self.currency} ({self.get_status_display()})"

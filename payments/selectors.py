@@ -1,0 +1,46 @@
+"""Reads of merchants and orders."""
+
+import hashlib
+import hmac
+
+from django.db.models import QuerySet
+
+from .models import Merchant, RechargeOrder
+
+
+def api_key_hash(api_key: str) -> str:
+    """SHA-256 hex of an API key: keys are 256-bit random, so a fast hash suffices."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def merchant_for_api_key(*, api_key: str) -> Merchant | None:
+    """The active merchant owning ``api_key``, or None. The hash comparison is constant-time."""
+    merchant = Merchant.objects.filter(api_key_prefix=api_key[:16], is_active=True).first()
+    if merchant and hmac.compare_digest(merchant.api_key_hash, api_key_hash(api_key)):
+        return merchant
+    return None
+
+
+def merchant_webhook_secrets(sender_key: str) -> list[str]:
+    """The ``whsec_`` secrets to sign a merchant's notifications with (``NOTIFY_SECRET_RESOLVER``).
+
+    ``sender_key`` is the merchant's ``app_id``. Raises ``Merchant.DoesNotExist``.
+    """
+    return [Merchant.objects.values_list("webhook_secret", flat=True).get(app_id=sender_key)]
+
+
+def recharge_orders_for_merchant(*, merchant: Merchant) -> QuerySet:
+    """Only this merchant's orders: every merchant-facing read goes through here."""
+    return RechargeOrder.objects.filter(merchant=merchant)
+
+
+def recharge_order_stale_tx_nos(*, created_before, limit: int) -> list[str]:
+    """tx_nos of orders still pending that were created before ``created_before``, oldest
+    first; uses the (status, created_at) index."""
+    return list(
+        RechargeOrder.objects.filter(
+            status=RechargeOrder.Status.PENDING, created_at__lt=created_before
+        )
+        .order_by("created_at")
+        .values_list("tx_no", flat=True)[:limit]
+    )
