@@ -24,3 +24,9 @@ def recharges_to_reconcile(*, now: datetime) -> QuerySet:
 def recharges_for_user(*, user, limit: int = 20) -> QuerySet:
     """The user's own recharges, newest first."""
     return Recharge.objects.filter(account__user=user).order_by("-created_at")[:limit]
+
+
+def recharges_pending_too_long(*, recharges: QuerySet, now: datetime) -> QuerySet:
+    """Those of ``recharges`` still pending ``STUCK_AFTER`` seconds after they were started."""
+    created_before = now - timedelta(seconds=settings.STUCK_AFTER)
+    return recharges.filter(status=Recharge.Status.PENDING, created_at__lt=created_before)

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Subquery
 
 from .models import Notification
 
@@ -44,3 +44,26 @@ def notifications_for_subject(*, subject: str) -> QuerySet:
 def notification_subjects(*, states: list[str]) -> QuerySet:
     """The subjects of notifications in ``states``, as a subquery for ``__in`` filters."""
     return Notification.objects.filter(state__in=states).values("subject")
+
+
+def notification_subjects_undelivered() -> QuerySet:
+    """Subjects with a notification the receiver has not acknowledged: pending, being sent
+    or exhausted. A subquery for ``__in`` filters."""
+    return notification_subjects(
+        states=[state for state in Notification.State if state != Notification.State.DELIVERED]
+    )
+
+
+def notification_subjects_exhausted() -> QuerySet:
+    """Subjects with a notification whose retry window closed unacknowledged (staff's turn)."""
+    return notification_subjects(states=[Notification.State.EXHAUSTED])
+
+
+def notification_latest_state(*, subject) -> Subquery:
+    """The state of the newest notification about ``subject`` (e.g. ``OuterRef("tx_no")``).
+
+    An expression for another app's ``annotate()``: it shows delivery state in a list
+    without a query per row and without importing this app's models.
+    """
+    newest = Notification.objects.filter(subject=subject).order_by("-created_at")
+    return Subquery(newest.values("state")[:1])

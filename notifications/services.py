@@ -138,11 +138,14 @@ def notification_resend(*, notification_id) -> bool:
     return bool(updated)
 
 
-def _enqueue_on_commit(notification_id, countdown: float | None = None) -> None:
+def _enqueue_on_commit(notification_id) -> None:
     from .tasks import deliver
 
+    # robust: a broker that is down must not turn a committed payment into a 500; the row
+    # is already in the outbox and the sweeper sends it once NOTIFY_REQUEUE_AFTER has passed.
     transaction.on_commit(
-        partial(deliver.apply_async, args=(str(notification_id),), countdown=countdown)
+        partial(deliver.apply_async, args=(str(notification_id),)),
+        robust=True,
     )
 
 

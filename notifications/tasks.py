@@ -8,7 +8,6 @@ from . import services
 @shared_task(
     bind=True,
     name="notifications.deliver",
-    queue="notifications",
     max_retries=None,
     # Well above connect + read timeout, well below NOTIFY_CLAIM_TIMEOUT and the broker's
     # visibility timeout: a hung attempt is killed before its claim is presumed dead.
@@ -22,7 +21,7 @@ def deliver(self, notification_id: str):
         raise self.retry(countdown=outcome.retry_in)
 
 
-@shared_task(name="notifications.sweep", queue="periodic")
+@shared_task(name="notifications.sweep")
 def sweep():
     """Beat: release orphaned claims and re-enqueue due notifications."""
     return services.notifications_sweep()

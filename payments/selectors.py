@@ -2,8 +2,16 @@
 
 import hashlib
 import hmac
+from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import OuterRef, QuerySet
+
+from notifications.selectors import (
+    notification_latest_state,
+    notification_subjects_exhausted,
+    notification_subjects_undelivered,
+)
 
 from .models import Merchant, RechargeOrder
 
@@ -44,3 +52,28 @@ def recharge_order_stale_tx_nos(*, created_before, limit: int) -> list[str]:
         .order_by("created_at")
         .values_list("tx_no", flat=True)[:limit]
     )
+
+
+def recharge_orders_with_notification_state(*, orders: QuerySet) -> QuerySet:
+    """``orders`` annotated with ``notification_state``: the state of each order's newest
+    notification, or None while it has none (still pending)."""
+    return orders.annotate(notification_state=notification_latest_state(subject=OuterRef("tx_no")))
+
+
+def recharge_orders_pending_too_long(*, orders: QuerySet, now: datetime) -> QuerySet:
+    """Those of ``orders`` still pending ``STUCK_AFTER`` seconds after they were created."""
+    created_before = now - timedelta(seconds=settings.STUCK_AFTER)
+    return orders.filter(status=RechargeOrder.Status.PENDING, created_at__lt=created_before)
+
+
+def recharge_orders_unacknowledged(*, orders: QuerySet) -> QuerySet:
+    """Those of ``orders`` that are final but whose notification the merchant has not
+    acknowledged yet (pending, being sent, or exhausted)."""
+    return orders.exclude(status=RechargeOrder.Status.PENDING).filter(
+        tx_no__in=notification_subjects_undelivered()
+    )
+
+
+def recharge_orders_exhausted(*, orders: QuerySet) -> QuerySet:
+    """Those of ``orders`` with a notification whose retries ran out: staff must act."""
+    return orders.filter(tx_no__in=notification_subjects_exhausted())

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from notifications.services import notification_create
+from notifications.selectors import notifications_for_subject
+from notifications.services import notification_create, notification_resend
 
 from .models import Merchant, RechargeOrder
 from .selectors import api_key_hash, recharge_order_stale_tx_nos
@@ -101,6 +102,14 @@ def recharge_order_decline(*, tx_no: str) -> RechargeOrder:
 def recharge_order_expire(*, tx_no: str) -> RechargeOrder:
     """Time-to-live passed (or staff expired it): 0→200 and a ``recharge.failed`` notification."""
     return _finish(tx_no=tx_no, status=Status.FAILED, reason="expired")[0]
+
+
+def recharge_order_resend_notifications(*, tx_no: str) -> int:
+    """Staff's "resend now": schedule an immediate attempt of every notification about the
+    order. Returns how many were scheduled: 0 while the order is pending (nothing to send)
+    or when each has an attempt in flight."""
+    notifications = notifications_for_subject(subject=tx_no).prefetch_related(None)
+    return sum(notification_resend(notification_id=n.pk) for n in notifications)
 
 
 def recharge_orders_expire_stale(*, limit: int = 500) -> int:

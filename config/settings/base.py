@@ -128,9 +128,25 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 }
+# Give up publishing quickly when Redis is down: the outbox row is the record, and a web
+# request should not hang on the broker (the sweeper re-sends).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Deliveries and periodic work get their own queues so either can be given its own workers;
+# routes rather than the task's ``queue=`` attribute, which Celery 6 drops.
+CELERY_TASK_ROUTES = {
+    "notifications.deliver": {"queue": "notifications"},
+    "notifications.sweep": {"queue": "periodic"},
+    "payments.expire_stale_orders": {"queue": "periodic"},
+    "accounts.reconcile_pending": {"queue": "periodic"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -186,7 +202,8 @@ ACCOUNTS_FAULT_DROP = env.float("ACCOUNTS_FAULT_DROP", default=0.0)
 
 # --- Admin ----------------------------------------------------------------------------------
 # An order pending longer than this is "stuck" in the admin's filters.
-STUCK_AFTER = env.float("STUCK_AFTER", default=15 * 60)  # seconds
+# Past the order TTL plus an expiry tick, a pending order means expiry itself is not running.
+STUCK_AFTER = env.float("STUCK_AFTER", default=45 * 60)  # seconds
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,101 @@
+"""Staff's view of the outbox: every notification, every attempt, and "resend now".
+
+View-only: a notification moves only through ``notifications.services``, which the action
+calls. Generic like the rest of this app: it knows subjects, not what they are.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+
+from . import services
+from .models import DeliveryAttempt, Notification
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete from the admin: rows change only through services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_operate_permission(self, request):
+        """Actions that move rows on need the model's change permission, although no
+        field can be edited here: view-only staff may look but not act."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+
+class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Every attempt of a notification, oldest first."""
+
+    model = DeliveryAttempt
+    fields = (
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "succeeded",
+        "error",
+        "response_excerpt",
+    )
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Notifications, view-only, with their attempts inline."""
+
+    list_display = (
+        "webhook_id",
+        "subject",
+        "event_type",
+        "target_url",
+        "state",
+        "attempt_count",
+        "next_attempt_at",
+        "last_status_code",
+    )
+    list_filter = ("state", "event_type")
+    search_fields = ("=subject",)
+    search_help_text = "Exact subject (for payments: the order's tx_no)."
+    ordering = ("-created_at",)
+    actions = ("resend_now",)
+    inlines = (DeliveryAttemptInline,)
+    fields = (
+        "webhook_id",
+        "sender_key",
+        "subject",
+        "event_type",
+        "target_url",
+        "state",
+        "attempt_count",
+        "created_at",
+        "next_attempt_at",
+        "broker_eta",
+        "claimed_at",
+        "delivered_at",
+        "last_status_code",
+        "last_error",
+        "body",
+    )
+    readonly_fields = ("webhook_id",)
+
+    @admin.action(permissions=["operate"], description="Resend now")
+    def resend_now(self, request, queryset):
+        resent = sum(
+            services.notification_resend(notification_id=pk)
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        skipped = queryset.count() - resent
+        self.message_user(
+            request,
+            f"Scheduled {resent} notification(s) for an immediate attempt; skipped {skipped} "
+            "(an attempt in flight).",
+            messages.SUCCESS if resent else messages.WARNING,
+        )

@@ -1,0 +1,218 @@
+"""Staff's view of merchants and recharge orders: find stuck orders and push them on.
+
+Orders are view-only: status and money move only through ``payments.services``, which the
+actions call. A merchant's API key hash and webhook secret are never shown.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from config.money import format_minor
+from notifications.selectors import notifications_for_subject
+
+from . import selectors, services
+from .models import Merchant, RechargeOrder
+
+
+class ReadOnlyAdminMixin:
+    """No add, change or delete from the admin: rows change only through services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_operate_permission(self, request):
+        """Actions that move rows on need the model's change permission, although no
+        field can be edited here: view-only staff may look but not act."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+
+@admin.register(Merchant)
+class MerchantAdmin(admin.ModelAdmin):
+    """Merchants: rename or deactivate; credentials are issued by ``create_merchant`` only."""
+
+    # A whitelist rather than ``exclude``: a secret field added later stays hidden. The key's
+    # prefix is left out too, it is the first characters of the secret key.
+    fields = ("name", "app_id", "is_active", "created_at")
+    readonly_fields = ("app_id", "created_at")
+    list_display = ("name", "app_id", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "=app_id")
+    ordering = ("name",)
+
+    def has_add_permission(self, request):
+        # ``create_merchant`` generates the key and secret and shows them once.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Orders and queued notifications refer to the merchant: deactivate it instead.
+        return False
+
+
+class StuckFilter(admin.SimpleListFilter):
+    """Orders that need staff's attention, by reason."""
+
+    title = "stuck"
+    parameter_name = "stuck"
+    SELECTORS = {
+        "pending_too_long": lambda orders: selectors.recharge_orders_pending_too_long(
+            orders=orders, now=timezone.now()
+        ),
+        "unacknowledged": lambda orders: selectors.recharge_orders_unacknowledged(orders=orders),
+        "exhausted": lambda orders: selectors.recharge_orders_exhausted(orders=orders),
+    }
+
+    def lookups(self, request, model_admin):
+        return [
+            ("pending_too_long", "Pending too long"),
+            ("unacknowledged", "Final, not acknowledged by the merchant"),
+            ("exhausted", "Notification exhausted (retries ran out)"),
+        ]
+
+    def queryset(self, request, queryset):
+        select = self.SELECTORS.get(self.value())
+        return select(queryset) if select else queryset
+
+
+@admin.register(RechargeOrder)
+class RechargeOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Recharge orders, view-only, with their notifications and every delivery attempt."""
+
+    list_display = (
+        "tx_no",
+        "out_trade_no",
+        "merchant",
+        "amount_display",
+        "status",
+        "created_at",
+        "notification_state",
+    )
+    list_filter = ("status", StuckFilter)
+    list_select_related = ("merchant",)
+    search_fields = ("=tx_no", "=out_trade_no", "=account_no")
+    search_help_text = "Exact tx_no, out_trade_no or account_no."
+    ordering = ("-created_at",)
+    actions = ("resend_notifications", "expire_pending")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "tx_no",
+                    "out_trade_no",
+                    "merchant",
+                    "account_no",
+                    "amount_display",
+                    "status",
+                    "failure_reason",
+                )
+            },
+        ),
+        ("Timeline", {"fields": ("created_at", "paid_at", "finished_at")}),
+        ("Merchant URLs", {"fields": ("notify_url", "return_url")}),
+        ("Notifications", {"fields": ("notifications_table",)}),
+    )
+    readonly_fields = ("amount_display", "notifications_table")
+
+    def get_queryset(self, request):
+        orders = super().get_queryset(request)
+        return selectors.recharge_orders_with_notification_state(orders=orders)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, order):
+        return format_minor(order.amount, order.currency)
+
+    @admin.display(description="notification", ordering="notification_state")
+    def notification_state(self, order):
+        return order.notification_state or "—"
+
+    @admin.display(description="Notifications and delivery attempts")
+    def notifications_table(self, order):
+        notifications = notifications_for_subject(subject=order.tx_no)
+        blocks = [(_notification_block(notification),) for notification in notifications]
+        if not blocks:
+            return "None yet: the merchant is notified when the order becomes final."
+        return format_html_join("", "{}", blocks)
+
+    @admin.action(permissions=["operate"], description="Resend notification now")
+    def resend_notifications(self, request, queryset):
+        resent = sum(
+            bool(services.recharge_order_resend_notifications(tx_no=tx_no))
+            for tx_no in queryset.values_list("tx_no", flat=True)
+        )
+        skipped = queryset.count() - resent
+        self.message_user(
+            request,
+            f"Resent the notification of {resent} order(s); skipped {skipped} "
+            "(still pending, or an attempt in flight).",
+            messages.SUCCESS if resent else messages.WARNING,
+        )
+
+    @admin.action(permissions=["operate"], description="Expire selected pending orders")
+    def expire_pending(self, request, queryset):
+        expired = 0
+        for tx_no in queryset.filter(status=RechargeOrder.Status.PENDING).values_list(
+            "tx_no", flat=True
+        ):
+            order = services.recharge_order_expire(tx_no=tx_no)
+            # Paid in the meantime: the conditional update left it alone.
+            expired += order.status == RechargeOrder.Status.FAILED
+        skipped = queryset.count() - expired
+        self.message_user(
+            request,
+            f"Expired {expired} order(s); skipped {skipped} (not pending).",
+            messages.SUCCESS if expired else messages.WARNING,
+        )
+
+
+def _notification_block(notification) -> str:
+    """One notification's summary line and its attempts as an HTML table, all escaped."""
+    summary = format_html(
+        '<p><a href="{}">{}</a> · {} · <strong>{}</strong> · {} attempt(s) · next due {} · '
+        "to {}</p>",
+        reverse("admin:notifications_notification_change", args=[notification.pk]),
+        notification.webhook_id,
+        notification.event_type,
+        notification.state,
+        notification.attempt_count,
+        _when(notification.next_attempt_at),
+        notification.target_url,
+    )
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+        (
+            (
+                attempt.number,
+                _when(attempt.started_at),
+                attempt.duration_ms,
+                attempt.status_code or "—",
+                attempt.error or "—",
+                attempt.response_excerpt,
+            )
+            for attempt in notification.attempts.all()
+        ),
+    )
+    return format_html(
+        "{}<table><thead><tr><th>#</th><th>Started</th><th>Duration (ms)</th>"
+        "<th>Status code</th><th>Error</th><th>Response excerpt</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        summary,
+        rows or format_html('<tr><td colspan="6">{}</td></tr>', "No attempt yet."),
+    )
+
+
+def _when(moment) -> str:
+    """A timestamp to the second in the admin's time zone, or a dash."""
+    if moment is None:
+        return "—"
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
