@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
 
 _local = threading.local()
 
@@ -58,11 +59,13 @@ def post(
             excerpt = raw.decode("utf-8", errors="replace")
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-    except requests.Timeout as exc:
+    # Reading ``response.raw`` directly raises urllib3's own exceptions, which requests does
+    # not wrap: a body that stalls past the read timeout, is cut short or fails to decode.
+    except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
         error = f"timeout: {type(exc).__name__}"
     except requests.ConnectionError as exc:
         error = f"connection error: {str(exc)[:200]}"
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         error = f"request error: {type(exc).__name__}: {str(exc)[:200]}"
     duration_ms = round((time.monotonic() - started) * 1000)
     return PostResult(status, excerpt, error[:255], duration_ms)

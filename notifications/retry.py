@@ -7,8 +7,10 @@ the attempt falls inside the window. ``NOTIFY_RETRY_SCHEDULE`` selects it:
 - ``"exponential"`` (default): 15 s doubling to a 4 h cap, 14 retries (15 attempts, ~20 h),
   inside a 24 h window.
 - ``"wechat"``: WeChat Pay's documented notification ladder (Pay API v3, "支付结果通知":
-  15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h, 24h4m in all), window 25 h.
-- an explicit ladder such as ``"15s,30s,3m,1h"``; its window is the ladder's length.
+  15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h, 24h4m in all), window 27 h
+  so that even +10 % jitter on every step keeps its last attempt.
+- an explicit ladder such as ``"15s,30s,3m,1h"``; no window beyond the ladder itself (a
+  window of exactly the ladder's sum would drop its last step, since attempts take time).
 
 ``NOTIFY_RETRY_WINDOW`` (seconds) overrides the window, ``NOTIFY_TIME_SCALE`` multiplies
 every delay and the window, and ``NOTIFY_RETRY_JITTER`` spreads each delay by ± that fraction
@@ -43,10 +45,11 @@ def exponential_ladder(*, base: float, factor: float, cap: float, retries: int) 
 
 @dataclass(frozen=True)
 class RetrySchedule:
-    """A ladder of delays (seconds, unscaled) and a window (seconds, unscaled)."""
+    """A ladder of delays (seconds, unscaled) and a window (seconds, unscaled; None: the
+    ladder alone decides)."""
 
     delays: tuple
-    window: float
+    window: float | None
     jitter: float = 0.0
     scale: float = 1.0
 
@@ -64,7 +67,9 @@ class RetrySchedule:
         if self.jitter:
             delay *= 1 + rng.uniform(-self.jitter, self.jitter)
         due = now + timedelta(seconds=delay)
-        if due > created_at + timedelta(seconds=self.window * self.scale):
+        if self.window is not None and due > created_at + timedelta(
+            seconds=self.window * self.scale
+        ):
             return None
         return due
 
@@ -77,7 +82,7 @@ def schedule_from_settings() -> RetrySchedule:
     else:
         ladder = WECHAT_LADDER if name == "wechat" else name
         delays = tuple(parse_duration(step) for step in ladder.split(","))
-        window = 25 * 3600 if name == "wechat" else sum(delays)
+        window = 27 * 3600 if name == "wechat" else None
     if settings.NOTIFY_RETRY_WINDOW is not None:
         window = settings.NOTIFY_RETRY_WINDOW
     return RetrySchedule(

@@ -17,12 +17,12 @@ def cashier(request, tx_no):
     """GET shows the order; POST ``action=pay|decline`` finishes it and sends the browser to
     the merchant's ``return_url``. A second POST on a final order changes nothing."""
     order = get_object_or_404(RechargeOrder, tx_no=tx_no)
+    context = {"order": order, "amount": format_minor(order.amount, order.currency)}
     if request.method == "POST":
         action = ACTIONS.get(request.POST.get("action", ""))
         if action is None:
-            context = {"order": order, "error": "Choose Pay or Decline."}
+            context["error"] = "Choose Pay or Decline."
             return render(request, "payments/cashier.html", context, status=400)
         action(tx_no=tx_no)
         return HttpResponseRedirect(order.return_url)
-    context = {"order": order, "amount": format_minor(order.amount, order.currency)}
     return render(request, "payments/cashier.html", context)

@@ -1,14 +1,17 @@
 """Shared fixtures: merchants, users with accounts, and signed notification bodies."""
 
+import itertools
 from datetime import UTC, datetime
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from accounts.models import Recharge
 from accounts.services import account_create
 from notifications.signing import signed_headers
-from payments.services import merchant_create
+from payments.services import merchant_create, recharge_order_create
 
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItdGhlLXN1aXRl"
 
@@ -55,3 +58,70 @@ def sign(body: str, *, webhook_id: str, secret: str = WEBHOOK_SECRET, timestamp=
         secrets=[secret],
         timestamp=timestamp or datetime.now(UTC),
     )
+
+
+# --- Unit and API test helpers (appended) ------------------------------------------------------
+
+
+@pytest.fixture
+def deliver_apply_async():
+    """``notifications.tasks.deliver.apply_async`` replaced by a mock, so on-commit callbacks
+    can be executed without a message ever reaching the broker."""
+    with mock.patch("notifications.tasks.deliver.apply_async") as apply_async:
+        yield apply_async
+
+
+@pytest.fixture
+def other_merchant(db):
+    """A second merchant, for isolation checks."""
+    return merchant_create(name="Other shop").merchant
+
+
+@pytest.fixture
+def order_factory(merchant):
+    """``order_factory(**overrides)`` → a pending ``RechargeOrder`` of ``merchant`` (or of the
+    ``merchant=`` given), created through the service."""
+    counter = itertools.count(1)
+
+    def make(**overrides):
+        params = {
+            "merchant": merchant,
+            "out_trade_no": f"ORD-{next(counter)}",
+            "account_no": "AC000000000001",
+            "amount": 1234,
+            "currency": "CNY",
+            "notify_url": "https://merchant.example/notify",
+            "return_url": "https://merchant.example/return",
+            **overrides,
+        }
+        return recharge_order_create(**params)[0]
+
+    return make
+
+
+@pytest.fixture
+def recharge_factory(account):
+    """``recharge_factory(**overrides)`` → a pending ``Recharge`` of ``account`` that payments
+    already answered with a tx_no (pass ``tx_no=None`` for one whose create never returned)."""
+    counter = itertools.count(1)
+
+    def make(**overrides):
+        number = next(counter)
+        fields = {
+            "account": account,
+            "out_trade_no": f"R-TEST-{number}",
+            "tx_no": f"TX-TEST-{number}",
+            "amount": 1000,
+            "currency": account.currency,
+            **overrides,
+        }
+        return Recharge.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def fast_password_hashing(settings):
+    """MD5 instead of PBKDF2 for users made in-process by unit tests (not autouse: a user
+    created for a separate server process must keep a hash that server accepts)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,137 @@
+"""The sandbox cashier page (payments/views.py): show, pay, decline, CSRF."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from notifications.models import Notification
+from payments.models import RechargeOrder
+
+Status = RechargeOrder.Status
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(deliver_apply_async):
+    """Paying writes a notification; its on-commit message must not reach Redis."""
+
+
+@pytest.fixture
+def order(order_factory):
+    return order_factory(amount=1234, currency="CNY")
+
+
+def cashier_url(order):
+    return reverse("payments:cashier", kwargs={"tx_no": order.tx_no})
+
+
+def status_of(order):
+    return RechargeOrder.objects.values_list("status", flat=True).get(pk=order.pk)
+
+
+def test_shows_the_order_with_its_formatted_amount(client, order):
+    """GET: the amount as major units with the currency, the order numbers, Pay and Decline."""
+    response = client.get(cashier_url(order))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "12.34 CNY" in html
+    assert order.tx_no in html and order.out_trade_no in html
+    assert 'value="pay"' in html and 'value="decline"' in html
+
+
+def test_shows_a_zero_decimal_currency_without_decimals(client, order_factory):
+    """JPY has no minor unit: 1234 is shown as 1234 JPY."""
+    order = order_factory(amount=1234, currency="JPY")
+
+    assert "1234 JPY" in client.get(cashier_url(order)).content.decode()
+
+
+def test_unknown_order_is_404(client, db):
+    """A tx_no that does not exist is a 404."""
+    assert client.get(reverse("payments:cashier", kwargs={"tx_no": "nope"})).status_code == 404
+
+
+def test_pay_redirects_to_return_url_and_succeeds_the_order(client, order):
+    """POST action=pay: the order is 100, one notification, the browser goes to return_url."""
+    response = client.post(cashier_url(order), {"action": "pay"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://merchant.example/return"
+    assert status_of(order) == Status.SUCCEEDED
+    assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.succeeded"]
+
+
+def test_decline_redirects_and_fails_the_order(client, order):
+    """POST action=decline: the order is 200 (failed, "declined"), one failed notification."""
+    response = client.post(cashier_url(order), {"action": "decline"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://merchant.example/return"
+    order.refresh_from_db()
+    assert (order.status, order.failure_reason) == (Status.FAILED, "declined")
+    assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.failed"]
+
+
+@pytest.mark.parametrize(("first", "second"), [("pay", "decline"), ("decline", "pay")])
+def test_post_on_a_final_order_changes_nothing(client, order, first, second):
+    """A second POST (back button, double click) leaves the status and sends nothing new."""
+    client.post(cashier_url(order), {"action": first})
+    final = status_of(order)
+
+    response = client.post(cashier_url(order), {"action": second})
+
+    assert response.status_code == 302
+    assert status_of(order) == final
+    assert Notification.objects.count() == 1
+
+
+def test_final_order_page_has_no_buttons(client, order):
+    """Once paid, the page says so and offers only the way back to the merchant."""
+    client.post(cashier_url(order), {"action": "pay"})
+
+    html = client.get(cashier_url(order)).content.decode()
+
+    assert "already succeeded" in html
+    assert 'value="pay"' not in html
+    assert "https://merchant.example/return" in html
+
+
+@pytest.mark.parametrize("data", [{"action": "refund"}, {"action": ""}, {}])
+def test_bad_action_is_400_and_changes_nothing(client, order, data):
+    """An unknown or missing action: 400 with the page and an error, the order still pending."""
+    response = client.post(cashier_url(order), data)
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Choose Pay or Decline." in html
+    assert "12.34 CNY" in html  # the page shown again still says what is being paid
+    assert status_of(order) == Status.PENDING
+    assert not Notification.objects.exists()
+
+
+def test_other_methods_are_405(client, order):
+    """Only GET and POST."""
+    assert client.put(cashier_url(order)).status_code == 405
+    assert client.delete(cashier_url(order)).status_code == 405
+
+
+def test_post_without_csrf_token_is_403(order):
+    """A cross-site form cannot pay an order: the POST needs the page's CSRF token."""
+    browser = Client(enforce_csrf_checks=True)
+
+    response = browser.post(cashier_url(order), {"action": "pay"})
+
+    assert response.status_code == 403
+    assert status_of(order) == Status.PENDING
+    assert not Notification.objects.exists()
+
+
+def test_post_with_the_pages_csrf_token_pays(order):
+    """The form the page renders carries a working token."""
+    browser = Client(enforce_csrf_checks=True)
+    token = browser.get(cashier_url(order)).context["csrf_token"]
+
+    response = browser.post(cashier_url(order), {"action": "pay", "csrfmiddlewaretoken": token})
+
+    assert response.status_code == 302
+    assert status_of(order) == Status.SUCCEEDED

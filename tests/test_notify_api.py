@@ -1,0 +1,325 @@
+"""The receiver endpoint ``POST /api/accounts/notify/`` (accounts/apis.py, webhooks.py).
+
+Bodies are raw JSON strings signed with ``tests.conftest.sign``, exactly as payments sends.
+"""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
+from tests.conftest import WEBHOOK_SECRET, sign
+
+NOTIFY_URL = reverse("accounts:notify")
+OTHER_SECRET = "whsec_YW5vdGhlci1zZWNyZXQtbm90LXRydXN0ZWQtYnktYWNjb3VudHM="
+WEBHOOK_ID = "msg_0123456789abcdef0123456789abcdef"
+Status = Recharge.Status
+
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
+
+@pytest.fixture
+def recharge(recharge_factory):
+    return recharge_factory(amount=1000)
+
+
+def payload(recharge, *, webhook_id=WEBHOOK_ID, status=100, **data):
+    """A notification envelope about ``recharge`` (design.md "HTTP contract")."""
+    return {
+        "id": webhook_id,
+        "type": "recharge.succeeded" if status == 100 else "recharge.failed",
+        "created_at": "2025-01-01T12:00:00+00:00",
+        "data": {
+            "tx_no": recharge.tx_no,
+            "out_trade_no": recharge.out_trade_no,
+            "account_no": recharge.account.account_no,
+            "amount": recharge.amount,
+            "currency": recharge.currency,
+            "status": status,
+            "paid_at": "2025-01-01T12:00:00+00:00" if status == 100 else None,
+            **data,
+        },
+    }
+
+
+def notify(client, body, headers):
+    """POST ``body`` (str or bytes) with the given headers, as the delivery worker does."""
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return client.post(NOTIFY_URL, data=body, content_type="application/json", headers=headers)
+
+
+def send(client, document, *, webhook_id=WEBHOOK_ID, **sign_kwargs):
+    body = json.dumps(document)
+    return notify(client, body, sign(body, webhook_id=webhook_id, **sign_kwargs))
+
+
+def state_of(recharge):
+    """What a notification may change: status, balance, ledger size."""
+    return (
+        Recharge.objects.values_list("status", flat=True).get(pk=recharge.pk),
+        Account.objects.values_list("balance", flat=True).get(pk=recharge.account_id),
+        LedgerEntry.objects.count(),
+    )
+
+
+UNCHANGED = (Status.PENDING, 0, 0)
+
+
+def test_valid_notification_is_applied(client, recharge):
+    """A signed success: 200 "applied", the balance credited once, the receipt logged."""
+    response = send(client, payload(recharge))
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "applied"
+    assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
+    receipt = InboundNotification.objects.get()
+    assert (receipt.webhook_id, receipt.tx_no, receipt.deliveries, receipt.outcome) == (
+        WEBHOOK_ID,
+        recharge.tx_no,
+        1,
+        "applied",
+    )
+
+
+def test_failed_notification_closes_without_credit(client, recharge):
+    """A signed recharge.failed: 200 "applied", status 200, nothing credited."""
+    response = send(client, payload(recharge, status=200))
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "applied")
+    assert state_of(recharge) == (Status.FAILED, 0, 0)
+
+
+def test_same_notification_again_is_a_duplicate(client, recharge):
+    """A retry of an applied notification: 200 "duplicate", still one ledger entry."""
+    send(client, payload(recharge))
+
+    response = send(client, payload(recharge))
+
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "duplicate"
+    assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
+    receipt = InboundNotification.objects.get()
+    assert (receipt.deliveries, receipt.outcome) == (2, "duplicate")
+
+
+def test_notify_needs_no_csrf_token(recharge):
+    """The worker has no browser session: the endpoint is CSRF-exempt, the signature is
+    what authenticates it."""
+    response = send(Client(enforce_csrf_checks=True), payload(recharge))
+
+    assert response.status_code == 200
+
+
+def test_rotated_secret_is_accepted(client, recharge, settings):
+    """During a rotation accounts trusts both secrets; a body signed with either applies."""
+    settings.ACCOUNTS_WEBHOOK_SECRETS = [OTHER_SECRET, WEBHOOK_SECRET]
+
+    assert send(client, payload(recharge)).status_code == 200
+    assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
+
+
+# --- refused with 400, nothing changed ----------------------------------------------------
+
+
+def signed(document, **sign_kwargs):
+    body = json.dumps(document)
+    return body, sign(body, webhook_id=WEBHOOK_ID, **sign_kwargs)
+
+
+def without(headers, name):
+    return {k: v for k, v in headers.items() if k != name}
+
+
+def bad_signature(doc):
+    return signed(doc, secret=OTHER_SECRET)
+
+
+def tampered_body(doc):
+    body, headers = signed(doc)
+    return body.replace('"amount": 1000', '"amount": 100000'), headers
+
+
+def stale_timestamp(doc):
+    return signed(doc, timestamp=datetime.now(UTC) - timedelta(minutes=10))
+
+
+def future_timestamp(doc):
+    return signed(doc, timestamp=datetime.now(UTC) + timedelta(minutes=10))
+
+
+def missing(header):
+    def build(doc):
+        body, headers = signed(doc)
+        return body, without(headers, header)
+
+    build.__name__ = f"missing_{header}"
+    return build
+
+
+def no_headers(doc):
+    return json.dumps(doc), {}
+
+
+def with_signature(value):
+    def build(doc):
+        body, headers = signed(doc)
+        return body, {**headers, "webhook-signature": value}
+
+    return build
+
+
+def with_timestamp(value):
+    def build(doc):
+        body, headers = signed(doc)
+        return body, {**headers, "webhook-timestamp": value}
+
+    return build
+
+
+def signed_raw(raw):
+    def build(doc):
+        return raw, sign(raw, webhook_id=WEBHOOK_ID)
+
+    return build
+
+
+def body_id_differs(doc):
+    return signed({**doc, "id": "msg_another"})
+
+
+def wrong_type(doc):
+    return signed({**doc, "type": "recharge.refunded"})
+
+
+def data_field(**changes):
+    def build(doc):
+        return signed({**doc, "data": {**doc["data"], **changes}})
+
+    return build
+
+
+def data_without(field):
+    def build(doc):
+        return signed({**doc, "data": {k: v for k, v in doc["data"].items() if k != field}})
+
+    return build
+
+
+REFUSED = {
+    "bad signature": bad_signature,
+    "tampered body": tampered_body,
+    "stale timestamp": stale_timestamp,
+    "future timestamp": future_timestamp,
+    "timestamp not a number": with_timestamp("yesterday"),
+    "no webhook-id": missing("webhook-id"),
+    "no webhook-timestamp": missing("webhook-timestamp"),
+    "no webhook-signature": missing("webhook-signature"),
+    "no headers": no_headers,
+    "signature without comma": with_signature("v1"),
+    "signature bad base64": with_signature("v1,abc"),
+    "signature too many commas": with_signature("v1,a,b"),
+    "signature unknown version": with_signature("v9,AAAA"),
+    "body not JSON": signed_raw("this is not json"),
+    "body a JSON list": signed_raw("[1, 2, 3]"),
+    "body not UTF-8": lambda doc: (b"\xff\xfe{}", sign("{}", webhook_id=WEBHOOK_ID)),
+    "payload id differs from webhook-id": body_id_differs,
+    "wrong type": wrong_type,
+    "float amount": data_field(amount=1000.0),
+    "string amount": data_field(amount="1000"),
+    "zero amount": data_field(amount=0),
+    "unknown status": data_field(status=300),
+    "no data": lambda doc: signed({k: v for k, v in doc.items() if k != "data"}),
+    "no amount": data_without("amount"),
+    "no out_trade_no": data_without("out_trade_no"),
+}
+
+
+@pytest.mark.parametrize("build", REFUSED.values(), ids=REFUSED.keys())
+def test_untrusted_or_malformed_notification_is_400_and_changes_nothing(client, recharge, build):
+    """Unsigned, forged, stale, malformed or off-contract: 400, and the balance, ledger,
+    recharge status and receipt log are untouched."""
+    body, headers = build(payload(recharge))
+
+    response = notify(client, body, headers)
+
+    assert response.status_code == 400
+    assert state_of(recharge) == UNCHANGED
+    assert not InboundNotification.objects.exists()
+
+
+# --- disagreeing with our recharge: 409, logged for staff ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", 100000),
+        ("currency", "USD"),
+        ("account_no", "AC999999999999"),
+        ("tx_no", "TX-NOT-OURS"),
+        ("out_trade_no", "R-UNKNOWN"),
+    ],
+)
+def test_disagreeing_notification_is_409_and_recorded_as_rejected(client, recharge, field, value):
+    """Correctly signed but not matching the recharge we started: 409, never applied, and
+    an InboundNotification with outcome "rejected" for staff."""
+    response = send(client, payload(recharge, **{field: value}))
+
+    assert response.status_code == 409
+    assert response.json()["outcome"] == "rejected"
+    assert state_of(recharge) == UNCHANGED
+    receipt = InboundNotification.objects.get()
+    assert (receipt.webhook_id, receipt.outcome) == (WEBHOOK_ID, "rejected")
+    assert receipt.reason
+
+
+def test_notification_contradicting_a_final_status_is_409(client, recharge):
+    """Already failed, a success notification is refused (409): no credit."""
+    failed = send(
+        client, payload(recharge, status=200, webhook_id="msg_failed"), webhook_id="msg_failed"
+    )
+    assert failed.status_code == 200
+
+    response = send(client, payload(recharge, webhook_id="msg_late"), webhook_id="msg_late")
+
+    assert response.status_code == 409
+    assert state_of(recharge) == (Status.FAILED, 0, 0)
+    assert InboundNotification.objects.get(webhook_id="msg_late").outcome == "rejected"
+
+
+# --- fault injection ----------------------------------------------------------------------
+
+
+def test_refuse_first_fault_answers_503_then_applies_the_retry(client, recharge, settings):
+    """ACCOUNTS_FAULT_REFUSE_FIRST=1.0: the first delivery is 503 and applies nothing; the
+    retry of the same notification is 200 and applied."""
+    settings.ACCOUNTS_FAULT_REFUSE_FIRST = 1.0
+
+    first = send(client, payload(recharge))
+    assert first.status_code == 503
+    assert state_of(recharge) == UNCHANGED
+
+    second = send(client, payload(recharge))
+    assert (second.status_code, second.json()["outcome"]) == (200, "applied")
+    assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
+    assert InboundNotification.objects.get().deliveries == 2
+
+
+def test_drop_fault_acknowledges_without_applying(client, recharge, settings):
+    """ACCOUNTS_FAULT_DROP=1.0: 200 (the sender stops retrying) but nothing is applied;
+    only reconciliation can recover it."""
+    settings.ACCOUNTS_FAULT_DROP = 1.0
+
+    response = send(client, payload(recharge))
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "dropped")
+    assert state_of(recharge) == UNCHANGED
+    assert InboundNotification.objects.get().outcome == "dropped"
+
+
+def test_get_is_405(client, db):
+    """The endpoint only takes POST."""
+    assert client.get(NOTIFY_URL).status_code == 405
