@@ -3,17 +3,22 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from .models import Recharge
 
 
 def recharges_to_reconcile(*, now: datetime) -> QuerySet:
-    """Pending recharges older than ``ACCOUNTS_RECONCILE_AFTER`` seconds, never-checked and
-    least recently checked first, at most ``ACCOUNTS_RECONCILE_BATCH``."""
-    created_before = now - timedelta(seconds=settings.ACCOUNTS_RECONCILE_AFTER)
+    """Pending recharges older than ``ACCOUNTS_RECONCILE_AFTER`` seconds and not checked in
+    that long either, never-checked and least recently checked first, at most
+    ``ACCOUNTS_RECONCILE_BATCH``."""
+    before = now - timedelta(seconds=settings.ACCOUNTS_RECONCILE_AFTER)
     return (
-        Recharge.objects.filter(status=Recharge.Status.PENDING, created_at__lt=created_before)
+        Recharge.objects.filter(
+            Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=before),
+            status=Recharge.Status.PENDING,
+            created_at__lt=before,
+        )
         .select_related("account")
         .order_by(F("last_checked_at").asc(nulls_first=True), "created_at")[
             : settings.ACCOUNTS_RECONCILE_BATCH

@@ -124,28 +124,29 @@ def recharge_reconcile(*, recharge: Recharge, client: PaymentsClient) -> str:
     ResultMismatch, UnknownRecharge.
     """
     Recharge.objects.filter(pk=recharge.pk).update(last_checked_at=timezone.now())
-    if recharge.tx_no:
-        order = client.recharge_get(tx_no=recharge.tx_no)
-    else:
-        order = client.recharge_create(**_order_request(recharge))
-        Recharge.objects.filter(pk=recharge.pk, tx_no=None).update(
-            tx_no=order["tx_no"], cashier_url=order["cashier_url"]
-        )
-    return recharge_apply_result(result=order, source=LedgerEntry.Source.RECONCILIATION)
+    return _query_and_apply(recharge, client)
 
 
 def recharges_reconcile_pending() -> dict:
     """Beat: reconcile recharges pending longer than ``ACCOUNTS_RECONCILE_AFTER`` seconds,
     least recently checked first, at most ``ACCOUNTS_RECONCILE_BATCH`` a tick.
 
-    Stops the tick at the first unreachable-API error: the next tick resumes from the
+    Each recharge is claimed first by a conditional update of ``last_checked_at``, so
+    overlapping runs (two beats, a tick slower than the interval) never query the same one
+    twice. Stops the tick at the first unreachable-API error: the next tick resumes from the
     recharges checked longest ago. Returns counts by outcome.
     """
     client = PaymentsClient.from_settings()
     counts: Counter = Counter()
-    for recharge in recharges_to_reconcile(now=timezone.now()):
+    now = timezone.now()
+    for recharge in recharges_to_reconcile(now=now):
+        claimed = Recharge.objects.filter(
+            pk=recharge.pk, last_checked_at=recharge.last_checked_at
+        ).update(last_checked_at=now)
+        if not claimed:
+            continue
         try:
-            outcome = recharge_reconcile(recharge=recharge, client=client)
+            outcome = _query_and_apply(recharge, client)
         except PaymentsApiError as exc:
             logger.warning("reconciliation of %s: %s", recharge.out_trade_no, exc)
             outcome = "unreachable" if exc.status_code is None else "api_error"
@@ -156,6 +157,17 @@ def recharges_reconcile_pending() -> dict:
         if outcome == "unreachable":
             break
     return dict(counts)
+
+
+def _query_and_apply(recharge: Recharge, client: PaymentsClient) -> str:
+    if recharge.tx_no:
+        order = client.recharge_get(tx_no=recharge.tx_no)
+    else:
+        order = client.recharge_create(**_order_request(recharge))
+        Recharge.objects.filter(pk=recharge.pk, tx_no=None).update(
+            tx_no=order["tx_no"], cashier_url=order["cashier_url"]
+        )
+    return recharge_apply_result(result=order, source=LedgerEntry.Source.RECONCILIATION)
 
 
 def _order_request(recharge: Recharge) -> dict:

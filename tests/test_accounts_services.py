@@ -360,7 +360,9 @@ def test_reconcile_pending_stops_on_an_unreachable_api_and_resumes_later(
     recharge_factory, payments_api, reconcile_settings
 ):
     """The API is down: the tick stops after the first refused call (the others are not
-    tried, nor marked checked); the next tick, with the API back, settles them all."""
+    tried, nor marked checked); the next tick, with the API back, settles the untried ones,
+    and the one tried during the outage is asked again once ACCOUNTS_RECONCILE_AFTER has
+    passed since that check."""
     recharges = [recharge_factory() for _ in range(3)]
     make_old(*recharges)
     for recharge in recharges:
@@ -378,8 +380,11 @@ def test_reconcile_pending_stops_on_an_unreachable_api_and_resumes_later(
             responses.GET, f"{CREATE_URL}{recharge.tx_no}/", json=order_for(recharge, status=100)
         )
 
-    assert services.recharges_reconcile_pending() == {"applied": 3}
-    # Never-checked recharges go first; the one tried during the outage comes last.
+    assert services.recharges_reconcile_pending() == {"applied": 2}
+    assert Recharge.objects.get(pk=tried.pk).status == Status.PENDING
+    Recharge.objects.filter(pk=tried.pk).update(last_checked_at=timezone.now() - timedelta(hours=1))
+
+    assert services.recharges_reconcile_pending() == {"applied": 1}
     assert payments_api.calls[-1].request.url == f"{CREATE_URL}{tried.tx_no}/"
     assert set(Recharge.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
     assert LedgerEntry.objects.count() == 3
@@ -402,3 +407,22 @@ def test_reconcile_pending_counts_errors_and_mismatches_and_goes_on(
     assert services.recharges_reconcile_pending() == {"api_error": 1, "mismatch": 1, "applied": 1}
     assert Recharge.objects.get(pk=disagreeing.pk).status == Status.PENDING
     assert Recharge.objects.get(pk=fine.pk).status == Status.FAILED
+
+
+def test_reconcile_pending_skips_a_recharge_another_run_claimed_meanwhile(
+    recharge_factory, payments_api, reconcile_settings, monkeypatch
+):
+    """Two overlapping runs (two beats, a slow tick) never query the same recharge: a
+    recharge whose last_checked_at changed after it was selected is skipped."""
+    first, second = recharge_factory(), recharge_factory()
+    make_old(first, second)
+    payments_api.add(
+        responses.GET, f"{CREATE_URL}{second.tx_no}/", json=order_for(second, status=100)
+    )
+    selected = list(services.recharges_to_reconcile(now=timezone.now()))
+    # Another run claims `first` between this run's select and its claim.
+    Recharge.objects.filter(pk=first.pk).update(last_checked_at=timezone.now())
+    monkeypatch.setattr(services, "recharges_to_reconcile", lambda now: selected)
+
+    assert services.recharges_reconcile_pending() == {"applied": 1}
+    assert [call.request.url for call in payments_api.calls] == [f"{CREATE_URL}{second.tx_no}/"]
