@@ -1,0 +1,170 @@
+"""Fixtures for the end-to-end tests: the real stack on the test database, its merchant, a user.
+
+Nothing is mocked. The test process commits rows (``transactional_db``) that the stack's
+processes (web and payments gunicorn, the Celery worker, beat) read and write in the same test
+database; they reach each other and the test over HTTP on 127.0.0.1 and through the Redis at
+``REDIS_URL`` (``python -m devstack test`` provides one). Each test starts the stack it needs
+and it is stopped before pytest-django empties the database. Each stack's output goes to
+``var/e2e/<test>-<n>.log``; a failed test's report ends with the tail of it.
+"""
+
+import re
+import time
+from base64 import b64encode
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from accounts.models import Account
+from accounts.services import account_create
+from config.celery import app as celery_app
+from devstack.stack import VAR, Stack
+from payments.services import MerchantCredentials, merchant_create
+
+# The merchant the stack's accounts side is configured as (ACCOUNTS_PAYMENTS_API_KEY and
+# ACCOUNTS_WEBHOOK_SECRETS); fixed so the test process and the stack agree. Test-only values.
+API_KEY = "sk_e2e_fixed_test_key_not_a_secret"
+WEBHOOK_SECRET = "whsec_" + b64encode(b"e2e-webhook-secret-for-the-stack").decode()
+LOG_DIR = VAR / "e2e"
+LOG_TAIL_LINES = 150
+WORKER_BOOT_TIMEOUT = 60.0
+
+_STACKS = pytest.StashKey[list]()
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A user who can log in to the web app, and their account."""
+
+    username: str
+    password: str
+    account: Account
+
+
+def database_url() -> str:
+    """A ``DATABASE_URL`` for the database this test process uses: pytest-django's test
+    database (for SQLite a file beside the main one, so other processes can open it)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if connection.vendor == "postgresql":
+        auth = quote(db["USER"] or "", safe="")
+        if db["PASSWORD"]:
+            auth += ":" + quote(db["PASSWORD"], safe="")
+        host = quote(db["HOST"] or "", safe="")
+        port = f":{db['PORT']}" if db["PORT"] else ""
+        return f"postgres://{auth}@{host}{port}/{quote(db['NAME'], safe='')}"
+    raise NotImplementedError(
+        f"the e2e tests support SQLite and PostgreSQL, not {connection.vendor}"
+    )
+
+
+def wait_for_worker(stack: Stack, timeout: float = WORKER_BOOT_TIMEOUT) -> None:
+    """Block until a Celery worker answers a ping through Redis, so the tests' deadlines time
+    the pipeline rather than the worker's boot. Raises RuntimeError if the stack exits first
+    or no worker answers within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not celery_app.control.ping(timeout=0.5, limit=1):
+        if stack.honcho.poll() is not None:
+            raise RuntimeError(f"the stack exited ({stack.honcho.returncode}) during startup")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no Celery worker answered a ping within {timeout:.0f}s")
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            return "".join(deque(log, maxlen=lines))
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Append the tail of each stack's log to the report of a failed test (or fixture)."""
+    report = yield
+    if report.failed:
+        for stack in item.stash.get(_STACKS, []):
+            title = f"stack log, last {LOG_TAIL_LINES} lines of {stack.log_path}"
+            report.sections.append((title, log_tail(stack.log_path)))
+    return report
+
+
+@pytest.fixture(autouse=True)
+def redis_flushed():
+    """Empty the Redis db at ``REDIS_URL`` so no message left by an earlier test (a countdown
+    retry restored at worker shutdown, say) is delivered during this one."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"the e2e tests need the Redis at REDIS_URL={settings.REDIS_URL} ({exc}); "
+            "run them with `python -m devstack test`, which provides one"
+        )
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def stack_merchant(transactional_db) -> MerchantCredentials:
+    """The merchant whose API key and webhook secret the stack's accounts side is given."""
+    return merchant_create(name="E2E wallet", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+
+
+@pytest.fixture
+def customer(transactional_db) -> Customer:
+    """User ``e2e`` with a CNY account, committed so the web process can log them in."""
+    username, password = "e2e", "e2e-password-not-secret"
+    user = get_user_model().objects.create_user(username, password=password)
+    return Customer(username, password, account_create(user=user, currency="CNY"))
+
+
+@pytest.fixture
+def start_stack(request, transactional_db, redis_flushed, stack_merchant):
+    """``start_stack(processes=..., **settings_env)`` → a started ``devstack.stack.Stack``
+    on the test database and ``REDIS_URL``, as the stack merchant, with jitter off.
+
+    Returns once web and payments accept connections and, if it runs one, the worker answers
+    a ping. Keyword arguments are environment variables naming settings
+    (``config/settings/base.py``), e.g. ``NOTIFY_RETRY_SCHEDULE="1s,2s"``. Every stack is
+    stopped when the test ends, before the database is flushed (this fixture depends on
+    ``transactional_db``, so it tears down first).
+    """
+    stacks = request.node.stash.setdefault(_STACKS, [])
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+
+    def start(*, processes=("web", "payments", "worker"), **overrides) -> Stack:
+        env = {
+            "DATABASE_URL": database_url(),
+            "DB_CONN_MAX_AGE": "0",
+            "ACCOUNTS_PAYMENTS_API_KEY": API_KEY,
+            "ACCOUNTS_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "NOTIFY_RETRY_JITTER": "0",
+            # Every callback here is over loopback, which the SSRF guard refuses unless named.
+            "NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+            "NOTIFY_CONNECT_TIMEOUT": "2",
+            "NOTIFY_READ_TIMEOUT": "10",
+            "WORKER_CONCURRENCY": "2",
+            **{key: str(value) for key, value in overrides.items()},
+        }
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log_path = LOG_DIR / f"{name}-{len(stacks)}.log"
+        log_path.unlink(missing_ok=True)
+        stack = Stack(processes=processes, env=env, log_path=log_path)
+        stacks.append(stack)  # before start(), so a stack that fails to come up is stopped
+        stack.start(prepare=False)
+        if "worker" in processes:
+            wait_for_worker(stack)
+        return stack
+
+    yield start
+    for stack in reversed(stacks):
+        stack.stop()
