@@ -91,14 +91,18 @@ class Stack:
         if prepare:
             self.prepare(env)
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
-        self.honcho = subprocess.Popen(
-            [str(BIN / "honcho"), "-f", str(ROOT / "Procfile"), "start", *self.processes],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-            start_new_session=True,
-        )
+        try:
+            self.honcho = subprocess.Popen(
+                [str(BIN / "honcho"), "-f", str(ROOT / "Procfile"), "start", *self.processes],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
+        finally:
+            if out:
+                out.close()  # the child holds its own descriptor
         for name, port in (("web", self.web_port), ("payments", self.payments_port)):
             if name in self.processes:
                 wait_for_port(port, process=self.honcho)
