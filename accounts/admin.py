@@ -12,6 +12,7 @@ from django.contrib.auth import get_permission_codename
 from django.utils import timezone
 
 from config.money import format_minor
+from config.staff_log import staff_action_log
 
 from . import selectors, services
 from .models import Account, InboundNotification, LedgerEntry, Recharge
@@ -124,7 +125,12 @@ class RechargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["operate"], description="Reconcile now (ask payments)")
     def reconcile_now(self, request, queryset):
-        outcomes, failures = _reconcile(queryset.select_related("account"))
+        def log(recharge, outcome):
+            staff_action_log(
+                modeladmin=self, request=request, obj=recharge, message=f"Reconcile now: {outcome}."
+            )
+
+        outcomes, failures = _reconcile(queryset.select_related("account"), log=log)
         if outcomes:
             summary = ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items())
             self.message_user(request, f"Reconciled: {summary}.", messages.SUCCESS)
@@ -132,8 +138,9 @@ class RechargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"Not reconciled: {failure}", messages.ERROR)
 
 
-def _reconcile(recharges) -> tuple[Counter, list[str]]:
+def _reconcile(recharges, *, log=lambda recharge, outcome: None) -> tuple[Counter, list[str]]:
     """Reconcile each recharge; outcomes by name, and one line per recharge that failed.
+    ``log(recharge, outcome)`` is called for each recharge tried.
 
     Stops at the first unreachable-API error, as the periodic job does: each further call
     would only wait out its own timeout.
@@ -143,12 +150,16 @@ def _reconcile(recharges) -> tuple[Counter, list[str]]:
     failures = []
     for recharge in recharges:
         try:
-            outcomes[services.recharge_reconcile(recharge=recharge, client=client)] += 1
+            outcome = services.recharge_reconcile(recharge=recharge, client=client)
         except (PaymentsApiError, services.ResultMismatch, services.UnknownRecharge) as exc:
             failures.append(f"{recharge.out_trade_no}: {exc}")
+            log(recharge, f"failed: {exc}")
             if isinstance(exc, PaymentsApiError) and exc.status_code is None:
                 failures.append("stopped: the payments API is unreachable.")
                 break
+        else:
+            outcomes[outcome] += 1
+            log(recharge, outcome)
     return outcomes, failures
 
 

@@ -1,9 +1,15 @@
 """``POST /api/accounts/notify/``: where payments delivers recharge notifications."""
 
-from rest_framework import status
+import hashlib
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from config.throttling import NotifyThrottle
 
 from . import services
 from .models import InboundNotification
@@ -20,19 +26,82 @@ HTTP_STATUS = {
 }
 
 
+class NotifyResultSerializer(serializers.Serializer):
+    """What became of a notification; a reused webhook-id (409) has only ``detail``."""
+
+    outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
+    detail = serializers.CharField(allow_blank=True)
+
+
+class NotifyErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+def _header(name: str, description: str, pattern: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        required=True,
+        description=description,
+        pattern=pattern,
+    )
+
+
+WEBHOOK_HEADERS = [
+    _header(
+        "webhook-id",
+        "Message id; equals the body's id, the same on every retry.",
+        r"^[A-Za-z0-9_.:\-]{1,64}$",
+    ),
+    _header("webhook-timestamp", "Seconds since the epoch, within 5 minutes of now.", r"^\d+$"),
+    _header(
+        "webhook-signature",
+        "Space-separated 'v1,<base64 HMAC-SHA256>' entries, one per active secret.",
+        r"^\S+( \S+)*$",
+    ),
+]
+
+
 class NotifyApi(APIView):
     """Verify the Standard Webhooks signature on the raw body, then apply idempotently.
 
     400: unsigned, forged, stale or malformed; 409: disagrees with our recharge (logged for
-    staff); 200: applied, or a duplicate of what is already applied.
+    staff) or reuses a webhook-id with a different payload; 415: not JSON; 429: throttled;
+    200: applied, or a duplicate of what is already applied.
     """
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [NotifyThrottle]
 
+    @extend_schema(
+        operation_id="notify_receive",
+        summary="Receive a signed recharge notification (Standard Webhooks)",
+        parameters=WEBHOOK_HEADERS,
+        request=NotificationInputSerializer,
+        responses={
+            200: OpenApiResponse(NotifyResultSerializer, description="Applied or duplicate."),
+            400: OpenApiResponse(description="Unsigned, forged, stale, malformed or off-contract."),
+            409: OpenApiResponse(
+                NotifyResultSerializer,
+                description="Disagrees with our recharge, or a seen webhook-id with another "
+                "payload.",
+            ),
+            413: OpenApiResponse(NotifyErrorSerializer, description="Body too large."),
+            415: OpenApiResponse(NotifyErrorSerializer, description="Not application/json."),
+            429: OpenApiResponse(NotifyErrorSerializer, description="Throttled."),
+            503: OpenApiResponse(NotifyResultSerializer, description="Fault injection only."),
+        },
+    )
     def post(self, request):
+        content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            detail = "Content-Type must be application/json."
+            return Response({"detail": detail}, status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+        body = request.body
         try:
-            payload = notification_verify(body=request.body, headers=dict(request.headers))
+            payload = notification_verify(body=body, headers=dict(request.headers))
         except InvalidNotification as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         serializer = NotificationInputSerializer(data=payload)
@@ -41,7 +110,12 @@ class NotifyApi(APIView):
         if serializer.validated_data["id"] != webhook_id:
             detail = "payload id does not match the webhook-id header"
             return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
-        outcome, reason = services.notification_receive(
-            webhook_id=webhook_id, payload=serializer.validated_data
-        )
+        try:
+            outcome, reason = services.notification_receive(
+                webhook_id=webhook_id,
+                payload=serializer.validated_data,
+                payload_sha256=hashlib.sha256(body).hexdigest(),
+            )
+        except services.WebhookIdReused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"outcome": outcome, "detail": reason}, status=HTTP_STATUS[outcome])

@@ -87,6 +87,12 @@ class InboundNotification(models.Model):
         DROPPED = "dropped", "Dropped (fault injection)"
 
     webhook_id = models.CharField(max_length=64, unique=True)
+    payload_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the body first received under this webhook-id; a later body "
+        "under the same id must be identical.",
+    )
     tx_no = models.CharField(max_length=40, blank=True, db_index=True)
     out_trade_no = models.CharField(max_length=64, blank=True)
     deliveries = models.PositiveIntegerField(default=0)

@@ -18,7 +18,11 @@ class RechargeResultSerializer(serializers.Serializer):
 
 
 class NotificationInputSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=64)
+    id = serializers.RegexField(
+        r"^[A-Za-z0-9_.:\-]{1,64}$",
+        help_text="Equals the webhook-id header.",
+        error_messages={"invalid": "Use 1-64 letters, digits or _.:-"},
+    )
     type = serializers.ChoiceField(choices=["recharge.succeeded", "recharge.failed"])
     created_at = serializers.DateTimeField()
     data = RechargeResultSerializer()

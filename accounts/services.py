@@ -5,6 +5,7 @@ came in a notification or from reconciliation; it is idempotent and safe under c
 the status moves by conditional UPDATE, the ledger's unique tx_no backs it up.
 """
 
+import hmac
 import logging
 import secrets
 from collections import Counter
@@ -27,6 +28,11 @@ Outcome = InboundNotification.Outcome
 
 class UnknownRecharge(Exception):
     """No recharge of ours has this out_trade_no."""
+
+
+class WebhookIdReused(Exception):
+    """A webhook-id already received with a different payload: a forgery or a sender bug,
+    never applied (a genuine retry carries the same bytes)."""
 
 
 class ResultMismatch(Exception):
@@ -94,14 +100,19 @@ def recharge_apply_result(*, result: dict, source: str) -> str:
     return "applied"
 
 
-def notification_receive(*, webhook_id: str, payload: dict) -> tuple[str, str]:
+def notification_receive(
+    *, webhook_id: str, payload: dict, payload_sha256: str = ""
+) -> tuple[str, str]:
     """Handle a verified notification: log its receipt, apply its ``data``.
 
     Returns ``(outcome, reason)`` with outcome one of ``InboundNotification.Outcome``.
     Rejections (unknown recharge, mismatch) are recorded for staff before being returned.
+    ``payload_sha256`` is the SHA-256 hex of the raw body: a webhook-id seen before must come
+    with the same one, else ``WebhookIdReused`` is raised and nothing is recorded or applied.
+    A replay of the same bytes goes through the idempotent path and changes nothing.
     """
     data = payload["data"]
-    receipt = _receipt(webhook_id, data)
+    receipt = _receipt(webhook_id, data, payload_sha256)
     if faults.should_refuse(webhook_id=webhook_id, deliveries=receipt.deliveries):
         return _settle(receipt, Outcome.REFUSED, "fault injection: first delivery refused")
     if faults.should_drop(webhook_id=webhook_id):
@@ -211,14 +222,32 @@ def _credit(recharge: Recharge, *, tx_no: str, source: str) -> None:
     Account.objects.filter(pk=recharge.account_id).update(balance=F("balance") + recharge.amount)
 
 
-def _receipt(webhook_id: str, data: dict) -> InboundNotification:
-    receipt, _ = InboundNotification.objects.get_or_create(
+def _receipt(webhook_id: str, data: dict, payload_sha256: str) -> InboundNotification:
+    """The receipt row for ``webhook_id``, created on first sight, its delivery count bumped.
+
+    Race-safe: ``get_or_create`` lets the unique webhook_id decide between concurrent first
+    deliveries (the loser reads the winner's row). Raises ``WebhookIdReused`` when the row
+    was recorded with a different payload hash; the row is then left untouched.
+    """
+    receipt, created = InboundNotification.objects.get_or_create(
         webhook_id=webhook_id,
         defaults={
             "tx_no": str(data.get("tx_no", ""))[:40],
             "out_trade_no": str(data.get("out_trade_no", ""))[:64],
+            "payload_sha256": payload_sha256,
         },
     )
+    if not created and payload_sha256:
+        if not receipt.payload_sha256:  # received before payload hashes were kept
+            InboundNotification.objects.filter(pk=receipt.pk, payload_sha256="").update(
+                payload_sha256=payload_sha256
+            )
+            receipt.refresh_from_db(fields=["payload_sha256"])
+        if not hmac.compare_digest(receipt.payload_sha256, payload_sha256):
+            logger.warning("webhook-id %s replayed with a different payload", webhook_id)
+            raise WebhookIdReused(
+                f"webhook-id {webhook_id} was already received with a different payload"
+            )
     InboundNotification.objects.filter(pk=receipt.pk).update(deliveries=F("deliveries") + 1)
     receipt.refresh_from_db(fields=["deliveries"])
     return receipt

@@ -6,7 +6,7 @@ through the real pages — the wallet's recharge form, the cashier (pay or decli
 return page — while the receiver refuses a share of first deliveries (503) and silently drops
 a share of notifications, which only reconciliation can then close. It waits for everything to
 settle on a compressed schedule, prints a summary and the per-account books, and exits 0 only
-when every recharge settled and ``devstack.audit`` finds nothing wrong. Everything it started
+when every recharge settled and ``audit.checks`` finds nothing wrong. Everything it started
 is stopped on the way out, Ctrl-C included.
 
 Settings (environment): DEMO_ORDERS (200), DEMO_USERS (10), DEMO_SEED (1), DEMO_PAY_SHARE
@@ -534,9 +534,8 @@ def main() -> int:
 
 def report(*, orders, errors, settled, timings, config) -> int:
     """Print the summary, the books per account and any problem; the exit status."""
+    from audit.checks import audit
     from payments.models import RechargeOrder
-
-    from .audit import audit
 
     result = audit()
     print()

@@ -7,6 +7,8 @@ calls. Generic like the rest of this app: it knows subjects, not what they are.
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 
+from config.staff_log import staff_action_log
+
 from . import services
 from .models import DeliveryAttempt, Notification
 
@@ -88,10 +90,17 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["operate"], description="Resend now")
     def resend_now(self, request, queryset):
-        resent = sum(
-            services.notification_resend(notification_id=pk)
-            for pk in queryset.values_list("pk", flat=True)
-        )
+        resent = 0
+        for notification in queryset:
+            scheduled = services.notification_resend(notification_id=notification.pk)
+            resent += scheduled
+            outcome = "scheduled" if scheduled else "skipped (an attempt in flight)"
+            staff_action_log(
+                modeladmin=self,
+                request=request,
+                obj=notification,
+                message=f"Resend now: {outcome}.",
+            )
         skipped = queryset.count() - resent
         self.message_user(
             request,

@@ -11,7 +11,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -76,10 +75,10 @@ def notification_deliver(*, notification_id) -> DeliveryOutcome:
     ``DeliveryAttempt`` and moves the notification to delivered, pending (with the next
     ``next_attempt_at`` from the retry schedule) or exhausted.
     """
-    number = _claim(notification_id)
-    if number is None:
+    notification = _claim(notification_id)
+    if notification is None:
         return DeliveryOutcome(attempted=False)
-    notification = Notification.objects.get(pk=notification_id)
+    number = notification.attempt_count
     started_at = timezone.now()
     result = http.post(
         notification.target_url,
@@ -141,12 +140,15 @@ def notification_resend(*, notification_id) -> bool:
 def _enqueue_on_commit(notification_id) -> None:
     from .tasks import deliver
 
+    def enqueue_delivery():
+        deliver.apply_async(args=(str(notification_id),))
+
     # robust: a broker that is down must not turn a committed payment into a 500; the row
     # is already in the outbox and the sweeper sends it once NOTIFY_REQUEUE_AFTER has passed.
-    transaction.on_commit(
-        partial(deliver.apply_async, args=(str(notification_id),)),
-        robust=True,
-    )
+    # A function, not a functools.partial: Django logs a failed robust callback by its
+    # __qualname__, which a partial lacks, and that AttributeError escaped as the 500
+    # (make chaos, scenario 2b: Redis down while orders were paid).
+    transaction.on_commit(enqueue_delivery, robust=True)
 
 
 def _headers(notification: Notification, timestamp: datetime) -> dict[str, str]:
@@ -159,8 +161,9 @@ def _headers(notification: Notification, timestamp: datetime) -> dict[str, str]:
     )
 
 
-def _claim(notification_id) -> int | None:
-    """Take the next attempt of a due, pending notification; its number, or None."""
+def _claim(notification_id) -> Notification | None:
+    """Take the next attempt of a due, pending notification: the claimed row (its
+    ``attempt_count`` is the attempt's number), or None."""
     now = timezone.now()
     with transaction.atomic():
         claimed = Notification.objects.filter(
@@ -173,7 +176,8 @@ def _claim(notification_id) -> int | None:
         )
         if not claimed:
             return None
-        return Notification.objects.values_list("attempt_count", flat=True).get(pk=notification_id)
+        # The whole row in the same read: the attempt needs its URL, body and sender anyway.
+        return Notification.objects.get(pk=notification_id)
 
 
 def _record(notification: Notification, number: int, attempt: dict) -> DeliveryOutcome:
@@ -182,8 +186,13 @@ def _record(notification: Notification, number: int, attempt: dict) -> DeliveryO
     fields = _next_state(notification, number, attempt["succeeded"], now)
     fields.update(last_status_code=attempt["status_code"], last_error=attempt["error"])
     with transaction.atomic():
-        DeliveryAttempt.objects.update_or_create(
-            notification=notification, number=number, defaults=attempt
+        # One INSERT … ON CONFLICT DO UPDATE: attempt ``number`` may already have a row if
+        # its claim was released as orphaned meanwhile; the real result replaces it.
+        DeliveryAttempt.objects.bulk_create(
+            [DeliveryAttempt(notification=notification, number=number, **attempt)],
+            update_conflicts=True,
+            unique_fields=["notification", "number"],
+            update_fields=list(attempt),
         )
         still_ours = Notification.objects.filter(
             pk=notification.pk, attempt_count=number, state__in=[State.SENDING, State.PENDING]

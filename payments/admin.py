@@ -4,6 +4,7 @@ Orders are view-only: status and money move only through ``payments.services``, 
 actions call. A merchant's API key hash and webhook secret are never shown.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.urls import reverse
@@ -11,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from config.money import format_minor
+from config.staff_log import staff_action_log
 from notifications.selectors import notifications_for_subject
 
 from . import selectors, services
@@ -36,14 +38,49 @@ class ReadOnlyAdminMixin:
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
+class MerchantForm(forms.ModelForm):
+    """``allowed_hosts`` edited as a comma-separated line and validated like onboarding."""
+
+    allowed_hosts = forms.CharField(
+        max_length=2000,
+        help_text="Comma-separated host names the merchant's notify_url and return_url may "
+        "name; '.example.com' also covers its subdomains.",
+    )
+
+    class Meta:
+        model = Merchant
+        fields = ("name", "is_active", "allowed_hosts")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_hosts"] = ", ".join(self.instance.allowed_hosts)
+
+    def clean_allowed_hosts(self):
+        hosts = self.cleaned_data["allowed_hosts"].split(",")
+        try:
+            return services.allowed_hosts_normalize([h for h in hosts if h.strip()])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    """Merchants: rename or deactivate; credentials are issued by ``create_merchant`` only."""
+    """Merchants: rename, deactivate or change allowed hosts; credentials are issued by
+    ``create_merchant``, ``roll_webhook_secret`` and ``revoke_api_key`` only."""
 
+    form = MerchantForm
     # A whitelist rather than ``exclude``: a secret field added later stays hidden. The key's
     # prefix is left out too, it is the first characters of the secret key.
-    fields = ("name", "app_id", "is_active", "created_at")
-    readonly_fields = ("app_id", "created_at")
+    fields = (
+        "name",
+        "app_id",
+        "is_active",
+        "allowed_hosts",
+        "previous_secret_expires_at",
+        "created_at",
+    )
+    readonly_fields = ("app_id", "previous_secret_expires_at", "created_at")
     list_display = ("name", "app_id", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "=app_id")
@@ -145,10 +182,17 @@ class RechargeOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(permissions=["operate"], description="Resend notification now")
     def resend_notifications(self, request, queryset):
-        resent = sum(
-            bool(services.recharge_order_resend_notifications(tx_no=tx_no))
-            for tx_no in queryset.values_list("tx_no", flat=True)
-        )
+        resent = 0
+        for order in queryset:
+            scheduled = services.recharge_order_resend_notifications(tx_no=order.tx_no)
+            resent += bool(scheduled)
+            outcome = f"{scheduled} scheduled" if scheduled else "skipped"
+            staff_action_log(
+                modeladmin=self,
+                request=request,
+                obj=order,
+                message=f"Resend notification: {outcome}.",
+            )
         skipped = queryset.count() - resent
         self.message_user(
             request,
@@ -160,12 +204,15 @@ class RechargeOrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(permissions=["operate"], description="Expire selected pending orders")
     def expire_pending(self, request, queryset):
         expired = 0
-        for tx_no in queryset.filter(status=RechargeOrder.Status.PENDING).values_list(
-            "tx_no", flat=True
-        ):
-            order = services.recharge_order_expire(tx_no=tx_no)
+        for pending in queryset.filter(status=RechargeOrder.Status.PENDING):
+            order = services.recharge_order_expire(tx_no=pending.tx_no)
             # Paid in the meantime: the conditional update left it alone.
-            expired += order.status == RechargeOrder.Status.FAILED
+            done = order.status == RechargeOrder.Status.FAILED
+            expired += done
+            outcome = "expired" if done else f"not expired (now {order.get_status_display()})"
+            staff_action_log(
+                modeladmin=self, request=request, obj=order, message=f"Expire: {outcome}."
+            )
         skipped = queryset.count() - expired
         self.message_user(
             request,

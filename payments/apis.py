@@ -1,10 +1,14 @@
 """The merchant API: one view per action, each calling one service or selector."""
 
 from django.shortcuts import get_object_or_404
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from config.throttling import RechargeCreateThrottle
 
 from . import selectors, services
 from .authentication import MerchantApiKeyAuthentication
@@ -16,6 +20,18 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class ErrorSerializer(serializers.Serializer):
+    """The body of a refusal (401, 404, 409, 413, 415, 429); a 400 names each bad field."""
+
+    detail = serializers.CharField()
+
+
+ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="Missing, unknown or revoked API key."),
+    413: OpenApiResponse(ErrorSerializer, description="Body larger than API_MAX_BODY_BYTES."),
+}
+
+
 class MerchantApi(APIView):
     authentication_classes = [MerchantApiKeyAuthentication]
 
@@ -24,8 +40,28 @@ class RechargeCreateApi(MerchantApi):
     """``POST /api/payments/recharges/``: 201 for a new order, 200 for a repeated
     ``out_trade_no`` with the same parameters, 409 when they differ."""
 
+    throttle_classes = [RechargeCreateThrottle]
+
+    @extend_schema(
+        operation_id="recharge_create",
+        summary="Create a recharge order (idempotent on out_trade_no)",
+        request=RechargeCreateInputSerializer,
+        responses={
+            201: RechargeOrderOutputSerializer,
+            200: OpenApiResponse(
+                RechargeOrderOutputSerializer, description="The same out_trade_no again."
+            ),
+            400: OpenApiResponse(description="Invalid fields: each bad field is named."),
+            409: OpenApiResponse(ErrorSerializer, description="out_trade_no reused."),
+            415: OpenApiResponse(ErrorSerializer, description="Not application/json."),
+            429: OpenApiResponse(ErrorSerializer, description="PAYMENTS_CREATE_THROTTLE_RATE."),
+            **ERRORS,
+        },
+    )
     def post(self, request):
-        serializer = RechargeCreateInputSerializer(data=request.data)
+        serializer = RechargeCreateInputSerializer(
+            data=request.data, context={"merchant": request.user}
+        )
         serializer.is_valid(raise_exception=True)
         try:
             order, created = services.recharge_order_create(
@@ -41,6 +77,24 @@ class RechargeDetailApi(MerchantApi):
     """``GET /api/payments/recharges/{tx_no}/``: the order as it stands (the query interface
     used for reconciliation). Another merchant's tx_no is a 404, like an unknown one."""
 
+    @extend_schema(
+        operation_id="recharge_retrieve",
+        summary="Query a recharge order (reconciliation)",
+        parameters=[
+            OpenApiParameter(
+                "tx_no",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="The order's transaction number, from the create response.",
+                pattern=r"^[A-Za-z0-9_-]{1,64}$",
+            )
+        ],
+        responses={
+            200: RechargeOrderOutputSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="Unknown, or another merchant's."),
+            **ERRORS,
+        },
+    )
     def get(self, request, tx_no):
         orders = selectors.recharge_orders_for_merchant(merchant=request.user)
         order = get_object_or_404(orders, tx_no=tx_no)

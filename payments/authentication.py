@@ -1,5 +1,6 @@
 """DRF authentication for the merchant API: ``Authorization: Bearer <api key>``."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from .selectors import merchant_for_api_key
@@ -24,3 +25,17 @@ class MerchantApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class MerchantApiKeyScheme(OpenApiAuthenticationExtension):
+    """OpenAPI: the merchant API's ``Authorization: Bearer <api key>`` security scheme."""
+
+    target_class = MerchantApiKeyAuthentication
+    name = "merchantApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The merchant's API key (sk_...), printed once by create_merchant.",
+        }

@@ -8,6 +8,8 @@ class Merchant(models.Model):
 
     The API key is stored only as a SHA-256 hash, found by its non-secret prefix; the
     webhook secret (``whsec_…``) is kept because every notification is signed with it.
+    After a secret is rolled, the previous one keeps signing too until
+    ``previous_secret_expires_at``, so the merchant can switch at its own pace.
     """
 
     name = models.CharField(max_length=100)
@@ -15,6 +17,16 @@ class Merchant(models.Model):
     api_key_prefix = models.CharField(max_length=16, unique=True)
     api_key_hash = models.CharField(max_length=64)
     webhook_secret = models.CharField(max_length=128)
+    previous_webhook_secret = models.CharField(max_length=128, blank=True)
+    previous_secret_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Until then notifications are signed with both secrets."
+    )
+    allowed_hosts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Host names the merchant's notify_url and return_url may point at; "
+        "'.example.com' also allows its subdomains.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

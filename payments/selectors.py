@@ -3,10 +3,14 @@
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import OuterRef, QuerySet
+from django.http.request import validate_host
+from django.utils import timezone
 
+from notifications.netguard import url_refusal
 from notifications.selectors import (
     notification_latest_state,
     notification_subjects_exhausted,
@@ -22,19 +26,62 @@ def api_key_hash(api_key: str) -> str:
 
 
 def merchant_for_api_key(*, api_key: str) -> Merchant | None:
-    """The active merchant owning ``api_key``, or None. The hash comparison is constant-time."""
+    """The active merchant owning ``api_key``, or None.
+
+    The row is found by the key's first 16 characters (not secret: an index lookup); the
+    rest is checked by comparing SHA-256 hashes in constant time. An unknown prefix still
+    costs one comparison, so a miss and a near miss take the same time.
+    """
+    digest = api_key_hash(api_key)
     merchant = Merchant.objects.filter(api_key_prefix=api_key[:16], is_active=True).first()
-    if merchant and hmac.compare_digest(merchant.api_key_hash, api_key_hash(api_key)):
+    stored = merchant.api_key_hash if merchant else "0" * 64
+    if hmac.compare_digest(stored, digest) and merchant is not None:
         return merchant
     return None
 
 
 def merchant_webhook_secrets(sender_key: str) -> list[str]:
-    """The ``whsec_`` secrets to sign a merchant's notifications with (``NOTIFY_SECRET_RESOLVER``).
+    """The ``whsec_`` secrets to sign a merchant's notifications with (``NOTIFY_SECRET_RESOLVER``):
+    the current one, and while a roll's overlap lasts the previous one too.
 
     ``sender_key`` is the merchant's ``app_id``. Raises ``Merchant.DoesNotExist``.
     """
-    return [Merchant.objects.values_list("webhook_secret", flat=True).get(app_id=sender_key)]
+    current, previous, expires_at = Merchant.objects.values_list(
+        "webhook_secret", "previous_webhook_secret", "previous_secret_expires_at"
+    ).get(app_id=sender_key)
+    if previous and expires_at is not None and expires_at > timezone.now():
+        return [current, previous]
+    return [current]
+
+
+def merchant_url_refusal(*, merchant: Merchant, url: str, notify: bool) -> str | None:
+    """Why ``merchant`` may not use ``url`` as its notify_url (``notify``) or return_url, or
+    None when it may.
+
+    The URL must be http(s), carry no credentials, and name a host among the merchant's
+    ``allowed_hosts`` (Django's ALLOWED_HOSTS rules: ``.example.com`` covers subdomains).
+    A notify_url must also pass the SSRF guard: a literal or resolved address in a loopback,
+    private, link-local, multicast or metadata range is refused unless
+    ``NOTIFY_ALLOWED_NETWORKS`` names it (checked again when each notification is sent).
+    """
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "Not a valid URL."
+    if parts.scheme.lower() not in ("http", "https") or not hostname:
+        return "Must be an http:// or https:// URL."
+    if parts.username is not None or parts.password is not None:
+        return "Must not contain credentials (user:password@)."
+    host = f"[{hostname}]" if ":" in hostname else hostname.rstrip(".")
+    if not validate_host(host, merchant.allowed_hosts):
+        return f"Host {hostname!r} is not among this merchant's allowed hosts."
+    if notify:
+        reason = url_refusal(url)
+        if reason:
+            return f"Refused destination: {reason}."
+    return None
 
 
 def recharge_orders_for_merchant(*, merchant: Merchant) -> QuerySet:

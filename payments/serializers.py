@@ -7,9 +7,13 @@ from rest_framework import serializers
 from config.money import MinorUnitsField
 
 from .models import RechargeOrder
+from .selectors import merchant_url_refusal
 
 
 class RechargeCreateInputSerializer(serializers.Serializer):
+    """An order to create; needs ``context={"merchant": ...}`` to check its URLs against
+    the merchant's allowed hosts."""
+
     out_trade_no = serializers.RegexField(
         r"^[A-Za-z0-9_\-]{1,64}$",
         error_messages={"invalid": "Use 1-64 letters, digits, '_' or '-'."},
@@ -18,10 +22,36 @@ class RechargeCreateInputSerializer(serializers.Serializer):
         r"^[A-Za-z0-9_\-]{1,32}$",
         error_messages={"invalid": "Use 1-32 letters, digits, '_' or '-'."},
     )
-    amount = MinorUnitsField()
-    currency = serializers.CharField(max_length=3)
-    notify_url = serializers.URLField(max_length=512)
-    return_url = serializers.URLField(max_length=512)
+    amount = MinorUnitsField(help_text="Minor units (fen, cents), a JSON integer.")
+    currency = serializers.ChoiceField(
+        choices=(), help_text="ISO 4217, one of PAYMENTS_CURRENCIES."
+    )
+    notify_url = serializers.URLField(
+        max_length=512,
+        help_text="Where notifications are POSTed: http(s), a host among the merchant's "
+        "allowed hosts, not resolving to a private, loopback or metadata address.",
+    )
+    return_url = serializers.URLField(
+        max_length=512,
+        help_text="Where the payer's browser goes after paying: http(s), an allowed host.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The limits are settings, read when the serializer is made (never at import); the
+        # OpenAPI schema shows them too. validate_amount enforces the amount range with its
+        # own message; min_value/max_value here only describe it.
+        currencies = list(settings.PAYMENTS_CURRENCIES)
+        currency = self.fields["currency"]
+        currency.choices = currencies
+        currency.error_messages["invalid_choice"] = (
+            f"Unsupported currency; use one of {', '.join(currencies)}."
+        )
+        amount = self.fields["amount"]
+        amount.min_value, amount.max_value = (
+            settings.PAYMENTS_MIN_AMOUNT,
+            settings.PAYMENTS_MAX_AMOUNT,
+        )
 
     def validate_amount(self, value):
         low, high = settings.PAYMENTS_MIN_AMOUNT, settings.PAYMENTS_MAX_AMOUNT
@@ -29,17 +59,17 @@ class RechargeCreateInputSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"Must be between {low} and {high} minor units.")
         return value
 
-    def validate_currency(self, value):
-        if value not in settings.PAYMENTS_CURRENCIES:
-            allowed = ", ".join(settings.PAYMENTS_CURRENCIES)
-            raise serializers.ValidationError(f"Unsupported currency; use one of {allowed}.")
-        return value
-
     def validate_notify_url(self, value):
-        return _http_url(value)
+        return self._merchant_url(value, notify=True)
 
     def validate_return_url(self, value):
-        return _http_url(value)
+        return self._merchant_url(value, notify=False)
+
+    def _merchant_url(self, value: str, *, notify: bool) -> str:
+        reason = merchant_url_refusal(merchant=self.context["merchant"], url=value, notify=notify)
+        if reason:
+            raise serializers.ValidationError(reason)
+        return value
 
 
 class RechargeOrderOutputSerializer(serializers.ModelSerializer):
@@ -64,9 +94,3 @@ class RechargeOrderOutputSerializer(serializers.ModelSerializer):
     def get_cashier_url(self, order) -> str:
         path = reverse("payments:cashier", kwargs={"tx_no": order.tx_no})
         return settings.PAYMENTS_PUBLIC_URL.rstrip("/") + path
-
-
-def _http_url(value: str) -> str:
-    if not value.lower().startswith(("http://", "https://")):
-        raise serializers.ValidationError("Must be an http:// or https:// URL.")
-    return value

@@ -4,6 +4,9 @@ A final status and its notification are written in one transaction (the outbox);
 notification's delivery task is sent only after that commit (``notification_create``).
 """
 
+import ipaddress
+import logging
+import re
 import secrets
 from base64 import b64encode
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from notifications.services import notification_create, notification_resend
 from .models import Merchant, RechargeOrder
 from .selectors import api_key_hash, recharge_order_stale_tx_nos
 
+logger = logging.getLogger(__name__)
 Status = RechargeOrder.Status
 EVENT_TYPES = {Status.SUCCEEDED: "recharge.succeeded", Status.FAILED: "recharge.failed"}
 
@@ -38,19 +42,110 @@ class MerchantCredentials:
 
 
 def merchant_create(
-    *, name: str, api_key: str | None = None, webhook_secret: str | None = None
+    *,
+    name: str,
+    api_key: str | None = None,
+    webhook_secret: str | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> MerchantCredentials:
-    """Onboard a merchant with fresh credentials (or given ones, for the development seed)."""
-    api_key = api_key or f"sk_{secrets.token_urlsafe(32)}"
-    webhook_secret = webhook_secret or f"whsec_{b64encode(secrets.token_bytes(32)).decode()}"
+    """Onboard a merchant with fresh credentials (or given ones, for the development seed).
+
+    ``allowed_hosts`` are the hosts its notify_url and return_url may name; by default
+    ``PAYMENTS_DEFAULT_ALLOWED_HOSTS`` (development: the local demo's; production: none, so
+    they must be given). Raises ``ValueError`` for an empty or malformed list.
+    """
+    if allowed_hosts is None:
+        allowed_hosts = settings.PAYMENTS_DEFAULT_ALLOWED_HOSTS
+    hosts = allowed_hosts_normalize(allowed_hosts)
+    api_key = api_key or _new_api_key()
+    webhook_secret = webhook_secret or _new_webhook_secret()
     merchant = Merchant.objects.create(
         name=name,
         app_id=f"app_{secrets.token_hex(8)}",
         api_key_prefix=api_key[:16],
         api_key_hash=api_key_hash(api_key),
         webhook_secret=webhook_secret,
+        allowed_hosts=hosts,
     )
     return MerchantCredentials(merchant, api_key, webhook_secret)
+
+
+_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_LABELS = re.compile(rf"^\.?(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+def allowed_hosts_normalize(hosts: list[str]) -> list[str]:
+    """Lower-case, de-duplicated host patterns: a host name, an IP address (IPv6 in
+    brackets) or ``.example.com`` for a domain and its subdomains. No wildcard ``*``: a
+    merchant's hosts are always named. Raises ``ValueError``."""
+    normalized = []
+    for raw in hosts:
+        host = raw.strip().lower().rstrip(".")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOST_LABELS.match(host):
+                raise ValueError(f"not a host name: {raw!r}") from None
+        else:
+            host = f"[{ip}]" if ip.version == 6 else str(ip)
+        if host not in normalized:
+            normalized.append(host)
+    if not normalized:
+        raise ValueError("at least one allowed host is required (notify_url and return_url)")
+    return normalized
+
+
+def merchant_allowed_hosts_set(*, merchant: Merchant, hosts: list[str]) -> Merchant:
+    """Replace the hosts the merchant's URLs may name. Raises ``ValueError``."""
+    merchant.allowed_hosts = allowed_hosts_normalize(hosts)
+    merchant.save(update_fields=["allowed_hosts"])
+    return merchant
+
+
+def merchant_webhook_secret_roll(*, merchant: Merchant, overlap: timedelta | None = None) -> str:
+    """Give the merchant a new webhook secret and return it (shown once).
+
+    For ``overlap`` (default ``PAYMENTS_WEBHOOK_SECRET_OVERLAP`` seconds, 24 h) every
+    notification is signed with both the new and the old secret, so the receiver can
+    switch whenever it likes; a zero overlap drops the old secret at once. Rolling again
+    during an overlap keeps only the secret being replaced as "previous".
+    """
+    if overlap is None:
+        overlap = timedelta(seconds=settings.PAYMENTS_WEBHOOK_SECRET_OVERLAP)
+    new_secret = _new_webhook_secret()
+    with transaction.atomic():
+        locked = Merchant.objects.select_for_update().get(pk=merchant.pk)
+        keep_previous = overlap > timedelta(0)
+        locked.previous_webhook_secret = locked.webhook_secret if keep_previous else ""
+        locked.previous_secret_expires_at = timezone.now() + overlap if keep_previous else None
+        locked.webhook_secret = new_secret
+        locked.save(
+            update_fields=[
+                "webhook_secret",
+                "previous_webhook_secret",
+                "previous_secret_expires_at",
+            ]
+        )
+    merchant.refresh_from_db()
+    logger.info("webhook secret of %s rolled (overlap %s)", merchant.app_id, overlap)
+    return new_secret
+
+
+def merchant_api_key_revoke(*, merchant: Merchant, issue_new: bool = True) -> str | None:
+    """Revoke the merchant's API key at once; return a newly issued key (shown once), or
+    None with ``issue_new=False`` (the merchant then has no working key)."""
+    if issue_new:
+        new_key = _new_api_key()
+        prefix, digest = new_key[:16], api_key_hash(new_key)
+    else:
+        # A prefix no key can have ("rv_" is never a key's start) and a hash no key matches.
+        new_key, prefix, digest = None, f"rv_{secrets.token_hex(6)}", ""
+    Merchant.objects.filter(pk=merchant.pk).update(api_key_prefix=prefix, api_key_hash=digest)
+    merchant.refresh_from_db()
+    logger.info("API key of %s revoked%s", merchant.app_id, "; new key issued" * issue_new)
+    return new_key
 
 
 def recharge_order_create(
@@ -157,6 +252,14 @@ def _finish(*, tx_no: str, status: Status, reason: str) -> tuple[RechargeOrder, 
                 data=notification_data(order),
             )
     return order, bool(moved)
+
+
+def _new_api_key() -> str:
+    return f"sk_{secrets.token_urlsafe(32)}"
+
+
+def _new_webhook_secret() -> str:
+    return f"whsec_{b64encode(secrets.token_bytes(32)).decode()}"
 
 
 def _new_tx_no() -> str:

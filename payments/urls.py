@@ -1,5 +1,7 @@
 from django.urls import path
 
+import config.converters  # noqa: F401 - registers the "token" path converter
+
 from . import apis, views
 
 app_name = "payments"
@@ -7,9 +9,9 @@ app_name = "payments"
 urlpatterns = [
     path("api/payments/recharges/", apis.RechargeCreateApi.as_view(), name="recharge-create"),
     path(
-        "api/payments/recharges/<str:tx_no>/",
+        "api/payments/recharges/<token:tx_no>/",
         apis.RechargeDetailApi.as_view(),
         name="recharge-detail",
     ),
-    path("pay/<str:tx_no>/", views.cashier, name="cashier"),
+    path("pay/<token:tx_no>/", views.cashier, name="cashier"),
 ]

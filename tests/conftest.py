@@ -14,12 +14,16 @@ from notifications.signing import signed_headers
 from payments.services import merchant_create, recharge_order_create
 
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItdGhlLXN1aXRl"
+# The hosts the test merchants' notify_url and return_url may name (payments refuses others).
+TEST_ALLOWED_HOSTS = ["merchant.example", "127.0.0.1", "localhost", "testserver"]
 
 
 @pytest.fixture
 def merchant_credentials(db):
     """A merchant whose webhook secret is also the accounts side's (as in development)."""
-    return merchant_create(name="Test wallet", webhook_secret=WEBHOOK_SECRET)
+    return merchant_create(
+        name="Test wallet", webhook_secret=WEBHOOK_SECRET, allowed_hosts=TEST_ALLOWED_HOSTS
+    )
 
 
 @pytest.fixture
@@ -74,7 +78,7 @@ def deliver_apply_async():
 @pytest.fixture
 def other_merchant(db):
     """A second merchant, for isolation checks."""
-    return merchant_create(name="Other shop").merchant
+    return merchant_create(name="Other shop", allowed_hosts=TEST_ALLOWED_HOSTS).merchant
 
 
 @pytest.fixture

@@ -510,7 +510,7 @@ def test_merchant_page_hides_secrets_and_edits_only_name_and_active(
     admin_client, merchant_credentials
 ):
     """The merchant page never shows the API key, its hash or the webhook secret, and only
-    name and is_active can be changed."""
+    name, is_active and the allowed hosts (a required, validated list) can be changed."""
     merchant = merchant_credentials.merchant
     page = admin_client.get(change_url(merchant)).content.decode()
     for secret in (merchant_credentials.api_key, merchant.api_key_hash, merchant.webhook_secret):
@@ -518,11 +518,18 @@ def test_merchant_page_hides_secrets_and_edits_only_name_and_active(
     assert merchant.api_key_prefix not in page
 
     response = admin_client.post(
-        change_url(merchant), {"name": "Renamed", "app_id": "app_hijack", "webhook_secret": "x"}
+        change_url(merchant),
+        {
+            "name": "Renamed",
+            "app_id": "app_hijack",
+            "webhook_secret": "x",
+            "allowed_hosts": "shop.example, .cdn.example",
+        },
     )
 
     assert response.status_code == 302
     before = (merchant.app_id, merchant.webhook_secret, merchant.api_key_hash)
     merchant.refresh_from_db()
     assert (merchant.name, merchant.is_active) == ("Renamed", False)
+    assert merchant.allowed_hosts == ["shop.example", ".cdn.example"]
     assert (merchant.app_id, merchant.webhook_secret, merchant.api_key_hash) == before

@@ -1,11 +1,13 @@
-"""``devstack.audit``: the operator's cross-check of payments' orders against accounts' books."""
+"""``audit.checks`` and ``manage.py audit``: the operator's cross-check of payments' orders
+against accounts' books."""
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import F
 
 from accounts.models import Account, LedgerEntry, Recharge
 from accounts.services import recharge_apply_result
-from devstack.audit import DoubleCredit, audit, audit_snapshot, snapshot_read
+from audit.checks import DoubleCredit, audit, audit_snapshot, snapshot_read
 from notifications.models import Notification
 from payments.services import (
     notification_data,
@@ -177,3 +179,41 @@ def test_audit_only_reads(merchant, account, django_assert_max_num_queries):
         audit()
 
     assert all(query["sql"].lstrip().upper().startswith("SELECT") for query in captured)
+
+
+def test_audit_command_exits_zero_when_the_books_agree(merchant, account, capsys):
+    """``manage.py audit`` on clean books prints a one-line verdict and returns normally
+    (exit status 0)."""
+    _paid_and_applied(merchant, account, amount=1234, number=1)
+    Notification.objects.update(state=Notification.State.DELIVERED)
+
+    call_command("audit", "--accounts")
+
+    out = capsys.readouterr().out
+    assert "books agree: 1 account(s) checked, 0 disagreement(s)" in out
+    assert f"{account.account_no}: succeeded 12.34 CNY (1), ledger 12.34 CNY (1)" in out
+
+
+def test_audit_command_lists_every_disagreement_and_exits_non_zero(merchant, account, capsys):
+    """A succeeded order never credited and an exhausted notification: each is listed (the
+    uncredited one with its age) and the command fails with exit status 1."""
+    order = recharge_order_pay(tx_no=_order(merchant, account, amount=700, number=1).tx_no)
+    Notification.objects.update(state=Notification.State.EXHAUSTED, last_error="HTTP 503")
+
+    with pytest.raises(CommandError) as failure:
+        call_command("audit")
+
+    assert failure.value.returncode == 1
+    assert "4 disagreement(s)" in str(failure.value)
+    out = capsys.readouterr().out
+    assert f"succeeded, not credited: {order.tx_no} 700 to {account.account_no} (" in out
+    assert "s ago)" in out
+    assert "recharge R0001 still pending; payments says 100" in out
+    assert "notification exhausted:" in out and "(HTTP 503)" in out
+
+
+def test_audit_command_refuses_an_unknown_merchant(db):
+    """``--merchant`` names a merchant by app_id; an unknown one is an error, not an empty
+    (and so falsely clean) audit."""
+    with pytest.raises(CommandError, match="no merchant with app_id 'app_nope'"):
+        call_command("audit", "--merchant", "app_nope")

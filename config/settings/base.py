@@ -29,14 +29,18 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "notifications",
     "payments",
     "accounts",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,17 +100,59 @@ STATIC_ROOT = VAR_DIR / "static"
 # Whitenoise serves the admin's assets from gunicorn; in development straight from the apps.
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- Request limits -------------------------------------------------------------------------
+# Declared bodies larger than these are refused with 413 before any view reads them
+# (config/middleware.py): API endpoints take small JSON documents; forms and the admin more.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=16 * 1024)
+REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+# --- Cache ----------------------------------------------------------------------------------
+# The Celery broker and the cache: one Redis.
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Shared by every gunicorn worker and machine: the API throttles count here.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "recharge",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONObjectParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Trusted reverse proxies in front of gunicorn: with 0, throttles key on REMOTE_ADDR and
+    # ignore X-Forwarded-For (a client could write anything there).
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
+}
+# Throttle rates ("N/sec|min|hour|day"; empty: unlimited). Generous: payments' own retries
+# and accounts' reconciliation must never be throttled in normal operation.
+PAYMENTS_CREATE_THROTTLE_RATE = env("PAYMENTS_CREATE_THROTTLE_RATE", default="3000/min")
+ACCOUNTS_NOTIFY_THROTTLE_RATE = env("ACCOUNTS_NOTIFY_THROTTLE_RATE", default="6000/min")
+
+# OpenAPI 3 of the merchant and notify APIs, served at /api/schema/ and /api/docs/; the
+# Swagger UI assets come from drf-spectacular-sidecar (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Recharge payments API",
+    "DESCRIPTION": "The merchant API (create and query recharge orders, Bearer API key) and the "
+    "notify endpoint receiving Standard Webhooks-signed recharge notifications.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tasks carry ids only; JSON keeps messages readable and refuses pickled objects.
@@ -172,6 +218,10 @@ NOTIFY_READ_TIMEOUT = env.float("NOTIFY_READ_TIMEOUT", default=10)
 NOTIFY_RESPONSE_EXCERPT_BYTES = 1024
 # Dotted path to ``f(sender_key) -> list[str]`` giving the whsec_ secrets to sign with.
 NOTIFY_SECRET_RESOLVER = "payments.selectors.merchant_webhook_secrets"
+# SSRF guard (notifications/netguard.py): notifications are never sent to loopback, private,
+# link-local, multicast or cloud-metadata addresses, except to these CIDRs. The development
+# default lets the local demo notify itself on loopback; production refuses such ranges.
+NOTIFY_ALLOWED_NETWORKS = env.list("NOTIFY_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 
 # --- payments -------------------------------------------------------------------------------
 PAYMENTS_MIN_AMOUNT = env.int("PAYMENTS_MIN_AMOUNT", default=1)  # minor units
@@ -181,6 +231,13 @@ PAYMENTS_ORDER_TTL = env.float("PAYMENTS_ORDER_TTL", default=30 * 60)  # seconds
 PAYMENTS_EXPIRE_INTERVAL = env.float("PAYMENTS_EXPIRE_INTERVAL", default=60)  # seconds
 # Base URL of the cashier as the paying browser reaches it.
 PAYMENTS_PUBLIC_URL = env("PAYMENTS_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Hosts a new merchant's notify_url and return_url may name when create_merchant is given
+# no --allowed-host (development: the local demo; production: none, hosts must be given).
+PAYMENTS_DEFAULT_ALLOWED_HOSTS = env.list(
+    "PAYMENTS_DEFAULT_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"]
+)
+# After roll_webhook_secret, how long notifications are signed with the old secret too.
+PAYMENTS_WEBHOOK_SECRET_OVERLAP = env.float("PAYMENTS_WEBHOOK_SECRET_OVERLAP", default=86400)
 
 # --- accounts (a merchant of payments, reached over HTTP only) -------------------------------
 ACCOUNTS_PAYMENTS_API_URL = env("ACCOUNTS_PAYMENTS_API_URL", default="http://127.0.0.1:8001")

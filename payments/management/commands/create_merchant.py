@@ -16,8 +16,22 @@ class Command(BaseCommand):
             help="Development only: use the fixed, fake demo credentials the accounts app is "
             "configured with by default; does nothing if that merchant exists.",
         )
+        parser.add_argument(
+            "--allowed-host",
+            action="append",
+            dest="allowed_hosts",
+            metavar="HOST",
+            help="A host its notify_url and return_url may name (repeatable; '.example.com' "
+            "covers subdomains). Default: PAYMENTS_DEFAULT_ALLOWED_HOSTS.",
+        )
 
-    def handle(self, *args, name, dev_credentials, **options):
+    def handle(self, *args, name, dev_credentials, allowed_hosts=None, **options):
+        try:
+            self._create(name, dev_credentials, allowed_hosts)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _create(self, name, dev_credentials, allowed_hosts):
         if dev_credentials:
             if not settings.DEBUG:
                 raise CommandError("--dev-credentials is refused unless DEBUG is on")
@@ -27,10 +41,12 @@ class Command(BaseCommand):
                 name=name,
                 api_key=settings.DEV_PAYMENTS_API_KEY,
                 webhook_secret=settings.DEV_WEBHOOK_SECRET,
+                allowed_hosts=allowed_hosts,
             )
         else:
-            credentials = merchant_create(name=name)
+            credentials = merchant_create(name=name, allowed_hosts=allowed_hosts)
         self.stdout.write(f"app_id:         {credentials.merchant.app_id}")
+        self.stdout.write(f"allowed hosts:  {', '.join(credentials.merchant.allowed_hosts)}")
         self.stdout.write(f"api_key:        {credentials.api_key}")
         self.stdout.write(f"webhook_secret: {credentials.webhook_secret}")
         self.stdout.write("Store these now: the API key is kept only as a hash.")

@@ -1,0 +1,1 @@
+"""The books audit: payments' orders against accounts' recharges, ledger and balances."""

@@ -1,0 +1,75 @@
+"""DRF throttles whose rates are Django settings, counted in the shared cache (Redis).
+
+A fixed-window counter (one atomic ``INCR`` per request) rather than DRF's default sliding
+log, which stores every request's timestamp and rewrites the whole list on each request.
+The cache is shared by every gunicorn worker (``CACHES`` on ``REDIS_URL``). When the cache
+cannot be reached the request is let through and a warning logged: an outage of the
+throttle's store must not become an outage of the API.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class SettingsRateThrottle(SimpleRateThrottle):
+    """``rate_setting`` names the Django setting holding the rate (``"600/min"``; None or
+    empty: unlimited). Read per request, so a changed setting applies at once."""
+
+    rate_setting = ""
+
+    def get_rate(self):
+        return getattr(settings, self.rate_setting, None) or None
+
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        now = time.time()
+        window_start = int(now // self.duration) * self.duration
+        window_key = f"{key}_{window_start}"
+        try:
+            self.cache.add(window_key, 0, timeout=self.duration + 1)
+            try:
+                count = self.cache.incr(window_key)
+            except ValueError:  # the key expired between add and incr
+                self.cache.add(window_key, 1, timeout=self.duration + 1)
+                count = 1
+        except Exception as exc:  # any cache failure: fail open, loudly
+            logger.warning("throttle %s not applied, cache unavailable: %s", self.scope, exc)
+            return True
+        self.wait_seconds = max(0.0, window_start + self.duration - now)
+        return count <= self.num_requests
+
+    def wait(self):
+        return getattr(self, "wait_seconds", None)
+
+
+class RechargeCreateThrottle(SettingsRateThrottle):
+    """Order creation, per merchant: ``PAYMENTS_CREATE_THROTTLE_RATE``."""
+
+    scope = "recharge_create"
+    rate_setting = "PAYMENTS_CREATE_THROTTLE_RATE"
+
+    def get_cache_key(self, request, view):
+        merchant = getattr(request, "user", None)
+        ident = merchant.pk if merchant is not None else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class NotifyThrottle(SettingsRateThrottle):
+    """The notify endpoint, per client address: ``ACCOUNTS_NOTIFY_THROTTLE_RATE``. The
+    address is ``REMOTE_ADDR`` unless ``DJANGO_NUM_PROXIES`` trusted proxies add
+    ``X-Forwarded-For`` (DRF's ``NUM_PROXIES``)."""
+
+    scope = "notify"
+    rate_setting = "ACCOUNTS_NOTIFY_THROTTLE_RATE"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

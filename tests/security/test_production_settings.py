@@ -1,0 +1,127 @@
+"""``config.settings.production``: refuses to start on development values, and
+``manage.py check --deploy`` is clean with it. Each case runs a fresh Python process, as a
+deploy would, with DJANGO_SETTINGS_MODULE=config.settings.production."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "p" * 20 + "-a-long-random-production-secret-key-0123456789",
+    "DJANGO_ALLOWED_HOSTS": "pay.example.com",
+    "ACCOUNTS_PAYMENTS_API_KEY": "sk_live_from_a_secret_store",
+    "ACCOUNTS_WEBHOOK_SECRETS": "whsec_cHJvZHVjdGlvbi13ZWJob29rLXNlY3JldA==",
+}
+PRINT_SETTINGS = (
+    "from django.conf import settings; "
+    "print(settings.DEBUG, settings.NOTIFY_ALLOWED_NETWORKS, "
+    "settings.PAYMENTS_DEFAULT_ALLOWED_HOSTS, settings.SESSION_COOKIE_SECURE)"
+)
+
+
+def run(args, **env_changes):
+    """Run ``python *args`` in the project with the production settings and ``env_changes``
+    (a value of None removes the variable)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "NOTIFY_"))}
+    env.pop("ACCOUNTS_PAYMENTS_API_KEY", None)
+    env.pop("ACCOUNTS_WEBHOOK_SECRETS", None)
+    env.update(GOOD_ENV)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_deploy_is_clean():
+    """``manage.py check --deploy --fail-level WARNING`` finds nothing with production
+    settings and the required environment."""
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"])
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_defaults_are_closed():
+    """DEBUG off, no private network reachable by notifications, no default merchant hosts,
+    secure cookies."""
+    result = run(["-c", PRINT_SETTINGS])
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False [] [] True"
+
+
+REFUSALS = {
+    "DEBUG on": ({"DJANGO_DEBUG": "1"}, "DEBUG is on"),
+    "no secret key": ({"DJANGO_SECRET_KEY": None}, "Set the DJANGO_SECRET_KEY environment"),
+    "development secret key": (
+        {"DJANGO_SECRET_KEY": "django-insecure-dev-only-key-never-use-in-production"},
+        "DJANGO_SECRET_KEY is the development key or too short",
+    ),
+    "short secret key": (
+        {"DJANGO_SECRET_KEY": "short"},
+        "DJANGO_SECRET_KEY is the development key or too short",
+    ),
+    "no allowed hosts": ({"DJANGO_ALLOWED_HOSTS": None}, "Set the DJANGO_ALLOWED_HOSTS"),
+    "development API key": (
+        {"ACCOUNTS_PAYMENTS_API_KEY": None},
+        "ACCOUNTS_PAYMENTS_API_KEY is the development demo key",
+    ),
+    "development webhook secret": (
+        {"ACCOUNTS_WEBHOOK_SECRETS": None},
+        "ACCOUNTS_WEBHOOK_SECRETS contains the development demo secret",
+    ),
+    "development webhook secret among others": (
+        {
+            "ACCOUNTS_WEBHOOK_SECRETS": GOOD_ENV["ACCOUNTS_WEBHOOK_SECRETS"]
+            + ",whsec_ZGV2LW9ubHktZGVtby13ZWJob29rLXNlY3JldA=="
+        },
+        "ACCOUNTS_WEBHOOK_SECRETS contains the development demo secret",
+    ),
+    "allow-list: loopback": (
+        {"NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8"},
+        "NOTIFY_ALLOWED_NETWORKS opens a private, loopback or link-local range (127.0.0.0/8)",
+    ),
+    "allow-list: IPv6 loopback": ({"NOTIFY_ALLOWED_NETWORKS": "::1/128"}, "(::1/128)"),
+    "allow-list: private": ({"NOTIFY_ALLOWED_NETWORKS": "10.0.0.0/8"}, "(10.0.0.0/8)"),
+    "allow-list: metadata": (
+        {"NOTIFY_ALLOWED_NETWORKS": "169.254.169.254/32"},
+        "(169.254.169.254/32)",
+    ),
+    "allow-list: everything": ({"NOTIFY_ALLOWED_NETWORKS": "0.0.0.0/0"}, "(0.0.0.0/0)"),
+    "allow-list: public range hiding 10/8": (
+        {"NOTIFY_ALLOWED_NETWORKS": "8.0.0.0/6"},
+        "(8.0.0.0/6)",
+    ),
+    "allow-list: not a network": (
+        {"NOTIFY_ALLOWED_NETWORKS": "intranet"},
+        "NOTIFY_ALLOWED_NETWORKS has an invalid network 'intranet'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("env", "message"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_production_refuses_to_start_with_development_values(env, message):
+    """DEBUG, a development or missing secret key, the demo API key or webhook secret, or an
+    SSRF allow-list opening internal ranges: ImproperlyConfigured naming the problem."""
+    result = run(["-c", PRINT_SETTINGS], **env)
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_a_public_allow_list_is_accepted():
+    """An allow-list naming only public networks is fine (e.g. a partner's range)."""
+    result = run(["-c", PRINT_SETTINGS], NOTIFY_ALLOWED_NETWORKS="8.8.8.0/24")
+
+    assert result.returncode == 0, result.stderr
+    assert "['8.8.8.0/24']" in result.stdout
