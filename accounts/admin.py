@@ -8,34 +8,15 @@ code path as the periodic job.
 from collections import Counter
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.utils import timezone
 
+from config.admin import ReadOnlyAdminMixin
 from config.money import format_minor
 from config.staff_log import staff_action_log
 
 from . import selectors, services
 from .models import Account, InboundNotification, LedgerEntry, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
-
-
-class ReadOnlyAdminMixin:
-    """No add, change or delete from the admin: rows change only through services."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_operate_permission(self, request):
-        """Actions that move rows on need the model's change permission, although no
-        field can be edited here: view-only staff may look but not act."""
-        codename = get_permission_codename("change", self.opts)
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
 @admin.register(Account)

@@ -6,36 +6,17 @@ actions call. A merchant's API key hash and webhook secret are never shown.
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_permission_codename
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from config.admin import ReadOnlyAdminMixin
 from config.money import format_minor
 from config.staff_log import staff_action_log
 from notifications.selectors import notifications_for_subject
 
 from . import selectors, services
 from .models import Merchant, RechargeOrder
-
-
-class ReadOnlyAdminMixin:
-    """No add, change or delete from the admin: rows change only through services."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_operate_permission(self, request):
-        """Actions that move rows on need the model's change permission, although no
-        field can be edited here: view-only staff may look but not act."""
-        codename = get_permission_codename("change", self.opts)
-        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
 
 class MerchantForm(forms.ModelForm):
