@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test demo lint format clean
+.PHONY: install run test demo chaos bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)  ## the whole suite; DATABASE_URL / REDIS_URL select PostgreSQL /
 
 demo: $(STAMP)  ## DEMO_ORDERS recharges (default 200) through the real stack, with faults
 	$(BIN)/python -m devstack demo
+
+chaos: $(STAMP)  ## every fault scenario on the real stack, 500 orders each; a table; fails on loss
+	$(BIN)/python -m chaos
+
+bench: $(STAMP)  ## throughput, latency, scan cost, memory vs baselines; bench/results/<UTC>.json|md|png
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,15 +2,25 @@
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
 from .redis import ensure_redis
 from .stack import ROOT, VAR, Stack
 
+TEST_REDIS_DB = 15
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (``timeout``, a supervisor) into SystemExit so ``finally`` stops the
+    stack: honcho runs in its own session and would otherwise outlive us."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
 
 def run(args) -> int:
     """Foreground stack on PORT (default 8000); Ctrl-C stops all of it, Redis included."""
+    _exit_on_sigterm()
     web_port = int(os.environ.get("PORT", 8000))
     stack = Stack(
         web_port=web_port, payments_port=int(os.environ.get("PAYMENTS_PORT", web_port + 1))
@@ -27,7 +37,7 @@ def run(args) -> int:
 
 def test(args) -> int:
     """pytest with a Redis ensured (found or started) for the whole session."""
-    redis_url, process = ensure_redis(var_dir=VAR)
+    redis_url, process = ensure_redis(var_dir=VAR, db=TEST_REDIS_DB)
     env = {**os.environ, "REDIS_URL": redis_url}
     try:
         return subprocess.call(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-LOCAL_URL = "redis://127.0.0.1:6379/0"
+LOCAL_URL = "redis://127.0.0.1:6379/{db}"
 
 
 def free_port() -> int:
@@ -62,11 +62,13 @@ def start_redis(*, var_dir: Path, port: int | None = None) -> tuple[str, subproc
     return url, process
 
 
-def ensure_redis(*, var_dir: Path) -> tuple[str, subprocess.Popen | None]:
-    """``REDIS_URL`` if set; else a Redis on 127.0.0.1:6379 if one answers; else a packaged
-    redis-server started on a free port (the caller stops the returned process)."""
+def ensure_redis(*, var_dir: Path, db: int = 0) -> tuple[str, subprocess.Popen | None]:
+    """``REDIS_URL`` if set; else database ``db`` of a Redis on 127.0.0.1:6379 if one
+    answers; else a packaged redis-server started on a free port (the caller stops the
+    returned process). A separate ``db`` keeps the tests' queues apart from a running
+    `make run`, whose worker would otherwise take their messages."""
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"], None
-    if reachable(LOCAL_URL):
-        return LOCAL_URL, None
+    if reachable(LOCAL_URL.format(db=db)):
+        return LOCAL_URL.format(db=db), None
     return start_redis(var_dir=var_dir)

@@ -162,13 +162,22 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 # Results are in the database rows; a result backend would only grow Redis.
 CELERY_TASK_IGNORE_RESULT = True
-# Ack after the task ran, so a worker that dies mid-task leaves the message to be redelivered.
+# Ack after the task ran, so a worker that dies mid-task leaves the message to be redelivered
+# (the database claim turns the redelivered copy into a no-op; the sweeper covers the rest).
 CELERY_TASK_ACKS_LATE = True
-# ...and a child killed by the OS (SIGKILL, OOM) counts as "lost": requeue, do not ack.
+# ...and a child killed by the OS (SIGKILL, OOM, hard time limit) counts as "lost": requeue,
+# do not ack. No poison-message loop: the requeued delivery finds its attempt still claimed.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message reserved per process: a dead worker strands at most one, and long queues stay
-# in Redis rather than in worker memory.
+# in Redis rather than in worker memory. (Countdown messages are reserved beyond it; the
+# sweeper re-sends those of a dead worker once NOTIFY_REQUEUE_AFTER has passed.)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# When Redis goes away, let running deliveries finish and record their result in the
+# database; cancelling them (Celery 6's default) would leave claims for the sweeper to free.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Retry the broker forever: a worker that gave up after a long Redis outage would stall
+# every delivery until someone restarted it.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Redis redelivers an unacked message after the visibility timeout; every task (and every
 # countdown, capped by NOTIFY_COUNTDOWN_CAP) must finish well inside it (kombu issue 337).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -182,6 +191,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+# Hard limit below the visibility timeout: no task is still running when Redis hands its
+# message to another worker. notifications.deliver has its own, below NOTIFY_CLAIM_TIMEOUT.
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -205,13 +216,18 @@ NOTIFY_TIME_SCALE = env.float("NOTIFY_TIME_SCALE", default=1.0)
 NOTIFY_RETRY_JITTER = env.float("NOTIFY_RETRY_JITTER", default=0.1)  # ± fraction of a delay
 # Seconds (unscaled) after creation when retries stop; unset: the schedule's own window.
 NOTIFY_RETRY_WINDOW = env.float("NOTIFY_RETRY_WINDOW", default=None)
-# Delays up to this many seconds are Celery countdowns; longer ones wait in the database.
-NOTIFY_COUNTDOWN_CAP = env.float("NOTIFY_COUNTDOWN_CAP", default=300)
+# Delays up to this many seconds are Celery countdowns; longer ones wait in the database
+# for the sweeper. Small, because a countdown message is held by Redis and by the worker
+# until it is due: with a receiver down, every waiting notification would (bench "retry
+# storm": worker RSS and Redis memory grew with the number waiting at 300 s).
+NOTIFY_COUNTDOWN_CAP = env.float("NOTIFY_COUNTDOWN_CAP", default=5)
 # A claimed attempt older than this is presumed dead (worker killed) and is released.
 NOTIFY_CLAIM_TIMEOUT = env.float("NOTIFY_CLAIM_TIMEOUT", default=120)
 # A task message expected to have run this long ago but whose row is still due is re-sent.
 NOTIFY_REQUEUE_AFTER = env.float("NOTIFY_REQUEUE_AFTER", default=60)
-NOTIFY_SWEEP_INTERVAL = env.float("NOTIFY_SWEEP_INTERVAL", default=15)  # seconds
+# The sweeper is what sends retries longer than the cap, so a due retry waits at most this
+# long; its tick costs the same at any table size (bench "scan cost").
+NOTIFY_SWEEP_INTERVAL = env.float("NOTIFY_SWEEP_INTERVAL", default=5)  # seconds
 NOTIFY_SWEEP_BATCH = env.int("NOTIFY_SWEEP_BATCH", default=1000)
 NOTIFY_CONNECT_TIMEOUT = env.float("NOTIFY_CONNECT_TIMEOUT", default=3.05)
 NOTIFY_READ_TIMEOUT = env.float("NOTIFY_READ_TIMEOUT", default=10)

@@ -1,0 +1,181 @@
+"""``python -m chaos`` (``make chaos``): every fault scenario against the real stack, one table.
+
+    python -m chaos                      # all scenarios, 500 orders each
+    python -m chaos --only 1,4 --orders 200
+    python -m chaos --small              # the sizes ``make test`` uses
+
+``DATABASE_URL`` naming PostgreSQL runs on that server in a database of the run's own
+(``--database``, default ``recharge_chaos``, and ``<name>_template``, both dropped and
+recreated; the database ``DATABASE_URL`` names is never touched); otherwise SQLite under
+var/chaos. Every scenario has its own Redis on a free port (never the machine's). Logs:
+var/chaos/logs/<scenario>/. Exit status 0 only when no scenario lost a notification or
+credited anything twice and every scenario's checks and final audit passed.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import replace
+
+from .scenarios import BY_KEY, FULL, SCENARIOS, SMALL, run_scenario
+from .stack import CHAOS_VAR, ChaosDatabase
+
+
+def django_setup(database_url: str) -> None:
+    """This process reads the scenario database through the ORM (audit, figures)."""
+    os.environ.update(
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="chaos.settings",
+        DJANGO_DEBUG="0",
+        # Never the machine's Redis: this process sends nothing through Django's settings.
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    import django
+
+    django.setup()
+
+
+def table(outcomes) -> str:
+    from devstack.demo import table as markdown_table
+
+    rows = [
+        (
+            f"{o.key}. {o.title}",
+            o.orders,
+            o.notifications,
+            o.lost,
+            o.credited_twice,
+            o.beyond,
+            "—" if o.settle_seconds is None else f"{o.settle_seconds:.1f}s",
+            "ok" if o.ok else "FAILED",
+        )
+        for o in outcomes
+    ]
+    headers = (
+        "scenario",
+        "orders",
+        "notifications",
+        "lost",
+        "credited twice",
+        "attempts beyond the minimum",
+        "time to settle",
+        "verdict",
+    )
+    return markdown_table(headers, rows, "lrrrrrrl")
+
+
+def details(outcomes) -> str:
+    lines = []
+    for o in outcomes:
+        lines.append(
+            f"{o.key}. {o.title}: {o.attempts} attempts, minimum {o.minimum}, "
+            f"{o.delivered}/{o.notifications} notifications delivered"
+        )
+        lines += [f"   {note}" for note in o.notes]
+        for check in o.checks:
+            mark = "ok" if check.ok else "FAILED"
+            lines.append(f"   [{mark}] {check.name}{f' ({check.detail})' if check.detail else ''}")
+        if o.error:
+            lines.append(f"   ERROR: {o.error}")
+        for problem in o.problems[:10]:
+            lines.append(f"   audit: {problem}")
+        if len(o.problems) > 10:
+            lines.append(f"   audit: ... and {len(o.problems) - 10} more")
+        if not o.ok:
+            lines.append(f"   logs: {o.log_dir}")
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated scenario keys (" + ", ".join(BY_KEY) + "); default: all",
+    )
+    parser.add_argument("--small", action="store_true", help="the small sizes of make test")
+    parser.add_argument("--orders", type=int, help="orders per scenario (default 500)")
+    parser.add_argument("--burst-orders", type=int, help="notifications burst in scenario 7")
+    parser.add_argument("--database", default="recharge_chaos", help="name of the run's database")
+    parser.add_argument("--json", metavar="PATH", help="also write the outcomes as JSON")
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sizes = SMALL if args.small else FULL
+    if args.orders:
+        sizes = replace(sizes, orders=args.orders)
+    if args.burst_orders:
+        sizes = replace(sizes, burst_orders=args.burst_orders)
+    keys = [key.strip() for key in args.only.split(",") if key.strip()] or list(BY_KEY)
+    unknown = [key for key in keys if key not in BY_KEY]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    database = ChaosDatabase(base_url=os.environ.get("DATABASE_URL"), name=args.database)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    began = time.monotonic()
+    outcomes = []
+    try:
+        print(
+            f"chaos: scenarios {', '.join(keys)} on {database.vendor} "
+            f"({sizes.orders} orders each); logs under {CHAOS_VAR / 'logs'}",
+            file=sys.stderr,
+        )
+        template_env = {
+            "DJANGO_SETTINGS_MODULE": "chaos.settings",
+            "DJANGO_DEBUG": "1",  # seed_demo's development merchant and users
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            # The beat entries migrate creates: every periodic task each second.
+            "NOTIFY_SWEEP_INTERVAL": "1",
+            "PAYMENTS_EXPIRE_INTERVAL": "1",
+            "ACCOUNTS_RECONCILE_INTERVAL": "1",
+        }
+        database.build_template(
+            env=template_env, users=sizes.users, log_path=CHAOS_VAR / "logs" / "template.log"
+        )
+        django_setup(database.url)
+        for key in keys:
+            scenario = [s for s in SCENARIOS if s.key == key][0]
+            outcomes.append(run_scenario(scenario, sizes=sizes, database=database))
+    except KeyboardInterrupt:
+        print("\nchaos: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # Django never set up
+            pass
+        database.drop_template()
+    print()
+    print(table(outcomes))
+    print()
+    print(details(outcomes))
+    ok = all(o.ok for o in outcomes) and len(outcomes) == len(keys)
+    print(
+        f"\nchaos: {'OK' if ok else 'FAILED'} — {len(outcomes)} scenario(s) on "
+        f"{database.vendor} in {time.monotonic() - began:.0f}s"
+    )
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(
+                {"vendor": database.vendor, "outcomes": [o.as_dict() for o in outcomes]},
+                out,
+                indent=2,
+            )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Orders through the real pages: users log in, top up on the wallet's form (accounts creates
+the order over payments' merchant API) and pay or decline at the cashier.
+
+Two requests per order: ``POST /recharges/`` (→ 302 to the cashier) and ``POST /pay/{tx_no}/``
+with ``action`` (→ 302 to the return URL). Every request goes on a new connection: a pooled
+keep-alive connection gunicorn closed while idle would fail the next POST before the server
+saw it, and a POST must not be retried blindly.
+"""
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+
+HTTP_TIMEOUT = 60  # seconds: generous, a request may wait out a publish to a Redis that is down
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """``amount`` as typed ("12.34"); ``action`` "pay", "decline" or None (left pending)."""
+
+    number: int
+    amount: str
+    action: str | None
+
+
+def plan_orders(count: int, *, seed: int, decline: float = 0.2, unpaid: float = 0.0) -> list:
+    """``count`` orders, reproducible from ``seed``: 0.01–500.00, a share declined or unpaid."""
+    rng = random.Random(seed)
+    orders = []
+    for number in range(count):
+        cents = rng.randint(1, 50_000)
+        roll = rng.random()
+        action = None if roll < unpaid else "decline" if roll < unpaid + decline else "pay"
+        orders.append(PlannedOrder(number, f"{cents // 100}.{cents % 100:02d}", action))
+    return orders
+
+
+class DriveError(Exception):
+    pass
+
+
+class Shopper:
+    """One logged-in user with a cookie jar; one request at a time."""
+
+    def __init__(self, *, base_url: str, username: str, password: str):
+        self.base_url = base_url
+        self.username = username
+        self.password = password
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.headers["Connection"] = "close"
+
+    def login(self) -> None:
+        self._request("GET", "/login/", expect=200)
+        self._request(
+            "POST",
+            "/login/",
+            data={"username": self.username, "password": self.password, "next": "/"},
+            expect=302,
+        )
+
+    def top_up(self, amount: str) -> str:
+        """The wallet's form: returns the cashier URL accounts sends the browser to."""
+        response = self._request("POST", "/recharges/", data={"amount": amount}, expect=302)
+        location = response.headers["Location"]
+        if "/pay/" not in location:
+            raise DriveError(f"POST /recharges/ sent the browser to {location} (payments down?)")
+        return location
+
+    def finish(self, cashier_url: str, action: str) -> None:
+        """Pay or decline at the cashier."""
+        self._request("POST", cashier_url, data={"action": action}, expect=302)
+
+    def _request(self, method: str, url: str, *, expect: int, data=None) -> requests.Response:
+        if url.startswith("/"):
+            url = self.base_url + url
+        headers = {}
+        if method == "POST":
+            data = {**data, "csrfmiddlewaretoken": self.http.cookies.get("csrftoken", "")}
+            headers["Referer"] = url
+        try:
+            response = self.http.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=HTTP_TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            raise DriveError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != expect:
+            excerpt = response.text[:200].replace("\n", " ")
+            raise DriveError(f"{method} {url}: HTTP {response.status_code}: {excerpt}")
+        return response
+
+
+@dataclass
+class Drive:
+    """Orders being driven in the background: ``wait()`` for the result."""
+
+    total: int
+    done: int = 0
+    tx_nos: dict = field(default_factory=dict)  # order number -> tx_no
+    errors: list = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self, timeout: float | None = None) -> "Drive":
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"driving orders did not finish within {timeout:.0f}s")
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def progress(self) -> float:
+        with self._lock:
+            return self.done / self.total if self.total else 1.0
+
+
+def drive(
+    *, base_url: str, orders: list, users: int, threads: int, background: bool = True
+) -> Drive:
+    """Drive ``orders`` through the pages with ``threads`` users at once (demo1..demoN).
+
+    Each thread is one user working through its share of the orders in turn. Errors are
+    collected, not raised: a fault may legitimately make a page fail.
+    """
+    threads = max(1, min(threads, users, len(orders) or 1))
+    state = Drive(total=len(orders))
+
+    def work(slot: int) -> None:
+        shopper = Shopper(base_url=base_url, username=f"demo{slot + 1}", password="demo")
+        try:
+            shopper.login()
+        except DriveError as exc:
+            with state._lock:
+                state.errors.append(f"login demo{slot + 1}: {exc}")
+            return
+        for order in orders[slot::threads]:
+            try:
+                cashier_url = shopper.top_up(order.amount)
+                tx_no = cashier_url.rstrip("/").rsplit("/", 1)[-1]
+                if order.action:
+                    shopper.finish(cashier_url, order.action)
+                with state._lock:
+                    state.tx_nos[order.number] = tx_no
+            except DriveError as exc:
+                with state._lock:
+                    state.errors.append(f"order {order.number}: {exc}")
+            finally:
+                with state._lock:
+                    state.done += 1
+
+    def run() -> None:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shopper") as pool:
+            list(pool.map(work, range(threads)))
+        state.finished = time.time()
+
+    state._thread = threading.Thread(target=run, daemon=True)
+    state._thread.start()
+    if not background:
+        state.wait()
+    return state

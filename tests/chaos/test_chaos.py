@@ -1,0 +1,176 @@
+"""The ``make chaos`` scenarios, at small sizes, inside ``make test``.
+
+One ``python -m chaos --small`` run serves the whole session: it runs the scenarios of the
+tests selected here (all of them by default), each against the real stack (gunicorn, Celery
+worker and beat, its own Redis) in a database of its own on the server ``DATABASE_URL``
+names (SQLite files under var/chaos otherwise), and writes its outcomes as JSON. Each test
+then pins one scenario's verdict: nothing lost, nothing credited twice, the audit clean, the
+scenario's own checks passed. A failure shows the run's table and details (logs under
+var/chaos/logs/<scenario>/).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from chaos.stack import POSTGRES_SCHEMES, ROOT
+
+pytestmark = pytest.mark.chaos
+
+RUN_TIMEOUT = 900  # seconds for the whole small run: generous, bounded
+SCENARIO_OF = {
+    "test_worker_sigkilled_mid_delivery": "1",
+    "test_redis_flushed_mid_run": "2a",
+    "test_redis_restarted_empty": "2b",
+    "test_process_dies_between_commit_and_enqueue": "3",
+    "test_receiver_refuses_stalls_fails_then_recovers": "4",
+    "test_broker_redelivery_and_duplicates_make_no_second_request": "5",
+    "test_two_beats_apply_nothing_twice": "6",
+    "test_concurrent_duplicates_credit_once": "7",
+    "test_reconciliation_survives_restart_and_api_outage": "8",
+}
+
+
+def chaos_database_name() -> str:
+    """A database name of its own, so a concurrent ``make chaos`` is left alone."""
+    url = os.environ.get("DATABASE_URL", "")
+    parts = urlsplit(url)
+    if parts.scheme in POSTGRES_SCHEMES:
+        base = parts.path.lstrip("/") or "postgres"
+    else:
+        base = Path(parts.path or "db.sqlite3").stem
+    return f"chaos_{base}"
+
+
+@pytest.fixture(scope="session")
+def chaos_run(request, tmp_path_factory) -> dict:
+    """Run the selected scenarios once: ``{"output": str, "outcomes": {key: dict}}``."""
+    keys = sorted(
+        {
+            SCENARIO_OF[item.originalname]
+            for item in request.session.items
+            if item.originalname in SCENARIO_OF
+        },
+        key=list(SCENARIO_OF.values()).index,
+    )
+    out = tmp_path_factory.mktemp("chaos") / "outcomes.json"
+    command = [
+        sys.executable,
+        "-m",
+        "chaos",
+        "--small",
+        "--only",
+        ",".join(keys),
+        "--database",
+        chaos_database_name(),
+        "--json",
+        str(out),
+    ]
+    try:
+        finished = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"python -m chaos --small did not finish within {RUN_TIMEOUT}s: {exc}")
+    output = finished.stdout + "\n--- stderr ---\n" + finished.stderr[-20000:]
+    if not out.exists():
+        pytest.fail(f"python -m chaos wrote no outcomes (exit {finished.returncode}):\n{output}")
+    outcomes = {o["key"]: o for o in json.loads(out.read_text())["outcomes"]}
+    return {"output": output, "outcomes": outcomes}
+
+
+def assert_scenario(chaos_run: dict, key: str) -> dict:
+    """The scenario ran, lost nothing, credited nothing twice, settled with a clean audit and
+    passed its own checks; returns its outcome."""
+    outcome = chaos_run["outcomes"].get(key)
+    assert outcome is not None, chaos_run["output"]
+    failed = [c for c in outcome["checks"] if not c["ok"]]
+    summary = (
+        f"scenario {key}: lost {outcome['lost']}, credited twice {outcome['credited_twice']}, "
+        f"settled after {outcome['settle_seconds']}, error {outcome['error']}, failed checks "
+        f"{failed}, audit {outcome['problems'][:5]}\n\n{chaos_run['output']}"
+    )
+    assert outcome["error"] is None, summary
+    assert outcome["lost"] == 0, summary
+    assert outcome["credited_twice"] == 0, summary
+    assert outcome["settle_seconds"] is not None, summary
+    assert outcome["problems"] == [], summary
+    assert failed == [], summary
+    assert outcome["ok"], summary
+    assert outcome["notifications"] == outcome["orders"] > 0, summary
+    return outcome
+
+
+def test_worker_sigkilled_mid_delivery(chaos_run):
+    """1. The worker's whole process group is SIGKILLed twice with attempts in flight, then a
+    new one starts: every notification is delivered, and the only attempts beyond one per
+    notification are those the kills abandoned (released by the sweeper, made again)."""
+    outcome = assert_scenario(chaos_run, "1")
+    assert outcome["beyond"] >= 0
+
+
+def test_redis_flushed_mid_run(chaos_run):
+    """2a. FLUSHALL at half-way and after the last order drops queued messages, countdown
+    retries and unacknowledged ones: the sweeper re-sends every due row, nothing is lost and
+    no attempt is made beyond what the receiver's refusals forced."""
+    outcome = assert_scenario(chaos_run, "2a")
+    assert outcome["beyond"] == 0
+
+
+def test_redis_restarted_empty(chaos_run):
+    """2b. Redis is stopped while orders are paid (the payment pages still answer: the failed
+    enqueue is logged, not raised) and started again empty: the worker reconnects, the
+    outbox rows are swept onto the new queue and every notification is delivered once."""
+    outcome = assert_scenario(chaos_run, "2b")
+    assert outcome["beyond"] == 0
+
+
+def test_process_dies_between_commit_and_enqueue(chaos_run):
+    """3. Processes paying orders are SIGKILLed by an on-commit hook that runs before the
+    enqueue hooks: nothing reaches the broker, yet the sweeper delivers every notification
+    (each first attempt is at least NOTIFY_REQUEUE_AFTER after its commit)."""
+    outcome = assert_scenario(chaos_run, "3")
+    assert outcome["beyond"] == 0
+
+
+def test_receiver_refuses_stalls_fails_then_recovers(chaos_run):
+    """4. The receiver refuses connections, then stalls past the read timeout, then answers
+    500, then recovers: everything is delivered, no retry comes earlier than its step of the
+    schedule, and every failed attempt falls in a fault phase."""
+    outcome = assert_scenario(chaos_run, "4")
+    assert outcome["beyond"] == 0
+
+
+def test_broker_redelivery_and_duplicates_make_no_second_request(chaos_run):
+    """5. With a 2 s visibility timeout the broker redelivers running tasks and countdowns,
+    and every notification's task is also published twice more by hand: the receiver sees
+    each claimed attempt exactly once."""
+    outcome = assert_scenario(chaos_run, "5")
+    assert outcome["beyond"] == 0
+
+
+def test_two_beats_apply_nothing_twice(chaos_run):
+    """6. Two beats send every sweep, expiry and reconciliation tick twice while first
+    deliveries are refused, notifications dropped and orders left to expire: every result is
+    applied once and no attempt is made twice."""
+    outcome = assert_scenario(chaos_run, "6")
+    assert outcome["beyond"] == 0
+
+
+def test_concurrent_duplicates_credit_once(chaos_run):
+    """7. Each notification is POSTed 50 times at once while two reconciliations apply the
+    same result: every response is 2xx, each result is applied exactly once, one ledger
+    entry per succeeded order (on PostgreSQL when DATABASE_URL names it; SQLite otherwise)."""
+    assert_scenario(chaos_run, "7")
+
+
+def test_reconciliation_survives_restart_and_api_outage(chaos_run):
+    """8. Every notification is dropped, so only reconciliation can close the recharges; the
+    accounts side is SIGKILLed and restarted mid-way, then the payments API is unreachable
+    for a while: reconciliation resumes and closes every recharge, once."""
+    assert_scenario(chaos_run, "8")
