@@ -110,20 +110,25 @@ def notification_receive(
     ``payload_sha256`` is the SHA-256 hex of the raw body: a webhook-id seen before must come
     with the same one, else ``WebhookIdReused`` is raised and nothing is recorded or applied.
     A replay of the same bytes goes through the idempotent path and changes nothing.
+
+    One transaction for the receipt, the result and the outcome: one commit per notification
+    rather than one per statement (bench "receiver throughput"; on SQLite, one write lock).
+    A rejection is still recorded: the failed apply rolls back only to its savepoint.
     """
     data = payload["data"]
-    receipt = _receipt(webhook_id, data, payload_sha256)
-    if faults.should_refuse(webhook_id=webhook_id, deliveries=receipt.deliveries):
-        return _settle(receipt, Outcome.REFUSED, "fault injection: first delivery refused")
-    if faults.should_drop(webhook_id=webhook_id):
-        return _settle(receipt, Outcome.DROPPED, "fault injection: dropped")
-    try:
-        applied = recharge_apply_result(result=data, source=LedgerEntry.Source.NOTIFICATION)
-    except (UnknownRecharge, ResultMismatch) as exc:
-        logger.warning("rejected notification %s: %s", webhook_id, exc)
-        return _settle(receipt, Outcome.REJECTED, str(exc))
-    outcome = Outcome.APPLIED if applied == "applied" else Outcome.DUPLICATE
-    return _settle(receipt, outcome, "")
+    with transaction.atomic():
+        receipt = _receipt(webhook_id, data, payload_sha256)
+        if faults.should_refuse(webhook_id=webhook_id, deliveries=receipt.deliveries):
+            return _settle(receipt, Outcome.REFUSED, "fault injection: first delivery refused")
+        if faults.should_drop(webhook_id=webhook_id):
+            return _settle(receipt, Outcome.DROPPED, "fault injection: dropped")
+        try:
+            applied = recharge_apply_result(result=data, source=LedgerEntry.Source.NOTIFICATION)
+        except (UnknownRecharge, ResultMismatch) as exc:
+            logger.warning("rejected notification %s: %s", webhook_id, exc)
+            return _settle(receipt, Outcome.REJECTED, str(exc))
+        outcome = Outcome.APPLIED if applied == "applied" else Outcome.DUPLICATE
+        return _settle(receipt, outcome, "")
 
 
 def recharge_reconcile(*, recharge: Recharge, client: PaymentsClient) -> str:

@@ -1,0 +1,336 @@
+"""``python -m bench`` (``make bench``): every scenario against its baseline in one run.
+
+Starts its own stack (a fresh database: ``recharge_bench`` on the PostgreSQL server of
+``DATABASE_URL`` when it names one, else SQLite under var/bench/; a private Redis; the
+Procfile's web and payments gunicorns; the minimal receiver; a Celery worker per pool under
+test), runs the scenarios with a progress bar on stderr, prints a Markdown table on stdout
+and writes ``bench/results/<UTC timestamp>.json``, ``.md`` and ``.png``. See README
+"Performance". Every size is a flag; the defaults finish within about 10 minutes on a
+2-core machine.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import report
+from .stack import API_KEY, BENCH_VAR, WEBHOOK_SECRET, BenchStack, drop_database, fresh_database
+
+SCENARIOS = ("sender", "receiver", "latency", "storm", "scan")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sizes(text: str) -> list[int]:
+    return [int(float(part)) for part in text.replace("_", "").split(",") if part.strip()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}"
+    )
+    group = parser.add_argument_group("1. sender throughput")
+    group.add_argument("--sender-n", type=int, default=3000, help="notifications per contender")
+    group.add_argument(
+        "--pools",
+        default="prefork:4,threads:8",
+        help="worker pool:concurrency configurations to try, comma-separated (gevent:32 works "
+        "but costs ~3x the CPU per task here; add it when time allows)",
+    )
+    group = parser.add_argument_group("2. receiver throughput")
+    group.add_argument("--receiver-n", type=int, default=2000)
+    group.add_argument("--receiver-clients", type=int, default=16, help="concurrent requests")
+    group = parser.add_argument_group("3. latency")
+    group.add_argument("--latency-n", type=int, default=300, help="orders, one at a time")
+    group = parser.add_argument_group("4. scan cost")
+    group.add_argument("--scan-sizes", type=sizes, default=[10_000, 100_000, 1_000_000])
+    group.add_argument("--scan-due", type=int, default=100, help="rows due at every size")
+    group.add_argument("--scan-ticks", type=int, default=3, help="ticks per size (median)")
+    group = parser.add_argument_group("5. retry storm")
+    group.add_argument(
+        "--storm-sizes",
+        type=sizes,
+        default=[1_000, 4_000],
+        help="notifications per storm, smallest and largest compared (the issue's 1000,20000 "
+        "takes about 8 minutes more here)",
+    )
+    group.add_argument(
+        "--storm-time-scale",
+        type=float,
+        default=0.1,
+        help="NOTIFY_TIME_SCALE for the storm's worker (the real schedule, compressed)",
+    )
+    group = parser.add_argument_group("common")
+    group.add_argument(
+        "--pool",
+        default=None,
+        help="pool:concurrency for latency and storm (default: the sender's best, else the "
+        "first of --pools)",
+    )
+    group.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting's environment variable for every process, e.g. DB_CONN_MAX_AGE=60 "
+        "(repeatable)",
+    )
+    group.add_argument("--timeout", type=float, default=300, help="seconds per step")
+    group.add_argument("--results", type=Path, default=RESULTS, help="output directory")
+    group.add_argument(
+        "--keep-db", action="store_true", help="leave recharge_bench on PostgreSQL afterwards"
+    )
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if any("=" not in setting for setting in args.settings):
+        parser.error("--set takes NAME=VALUE")
+    args.settings = dict(setting.split("=", 1) for setting in args.settings)
+    unknown = set(args.only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
+    return args
+
+
+class LoadWatch:
+    """The 1-minute load average at start, end, and its highest in between."""
+
+    def __init__(self):
+        self.start = os.getloadavg()
+        self.highest = self.start[0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(2):
+            self.highest = max(self.highest, os.getloadavg()[0])
+
+    def finish(self) -> dict:
+        self._stop.set()
+        end = os.getloadavg()
+        return {"start": self.start, "end": end, "max_1min": max(self.highest, end[0])}
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        memory = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        memory = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def database_description() -> str:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            return f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        return f"SQLite {sqlite3.sqlite_version}"
+    return connection.vendor
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from .sender import PoolConfig
+
+    pools = [PoolConfig.parse(text) for text in args.pools.split(",") if text.strip()]
+    started = time.perf_counter()
+    load = LoadWatch()
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    steps = (
+        ("sender" in args.only) * len(pools)
+        + ("receiver" in args.only)
+        + ("latency" in args.only)
+        + ("storm" in args.only) * len(args.storm_sizes)
+        + ("scan" in args.only)
+    )
+    database_url = fresh_database(os.environ.get("DATABASE_URL"))
+    log_path = BENCH_VAR / "stack.log"
+    log_path.unlink(missing_ok=True)
+    stack = BenchStack(
+        database_url=database_url,
+        log_path=log_path,
+        # The notify throttle stays in the path (its Redis INCR is measured) but never limits.
+        env={"ACCOUNTS_NOTIFY_THROTTLE_RATE": "100000000/min", **args.settings},
+    )
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
+    bar = tqdm(total=steps + 1, desc="bench", unit="step", file=sys.stderr)
+    failed = False
+    try:
+        bar.set_postfix_str("starting the stack")
+        stack.start()
+        from .stack import django_setup
+
+        django_setup(stack.environment())
+        bar.update()
+        from payments.services import merchant_create
+
+        merchant = merchant_create(name="Bench", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
+        app_id = merchant.merchant.app_id
+        chosen = PoolConfig.parse(args.pool) if args.pool else pools[0]
+
+        if "sender" in args.only:
+            from . import sender
+
+            fixture = sender.prepare(
+                receiver_url=stack.receiver_url, redis_url=stack.redis_url, app_id=app_id
+            )
+            configs = []
+            for config in pools:
+                bar.set_postfix_str(f"sender: starting a {config} worker")
+                try:
+                    stack.start_worker(pool=config.pool, concurrency=config.concurrency)
+                except RuntimeError as exc:
+                    configs.append(
+                        {"pool": config.pool, "concurrency": config.concurrency, "error": str(exc)}
+                    )
+                    bar.update()
+                    continue
+                configs.append(
+                    sender.run_config(
+                        fixture, config, n=args.sender_n, timeout=args.timeout, progress=bar
+                    )
+                )
+                bar.update()
+            stack.stop_worker()
+            results["sender"] = {"n": args.sender_n, "configs": configs}
+            best = report.best_sender(results["sender"])
+            if best and not args.pool:
+                chosen = PoolConfig(best["pool"], best["concurrency"])
+        results["pool_used"] = str(chosen)
+
+        if "receiver" in args.only:
+            from . import receipt
+
+            results["receiver"] = receipt.run(
+                web_url=stack.web_url,
+                n=args.receiver_n,
+                clients=args.receiver_clients,
+                timeout=args.timeout,
+                progress=bar,
+            )
+            bar.update()
+
+        if "latency" in args.only:
+            from . import latency
+
+            bar.set_postfix_str(f"latency: starting a {chosen} worker")
+            stack.start_worker(pool=chosen.pool, concurrency=chosen.concurrency)
+            results["latency"] = latency.run(
+                web_url=stack.web_url,
+                redis_url=stack.redis_url,
+                app_id=app_id,
+                n=args.latency_n,
+                timeout=30,
+                progress=bar,
+            )
+            stack.stop_worker()
+            bar.update()
+
+        if "storm" in args.only:
+            from django.conf import settings
+
+            from . import storm
+
+            # The deployed schedule, countdown cap and sweep interval, all compressed alike
+            # (beat's resolution is 1 s), so the same steps wait where they would.
+            scale = args.storm_time_scale
+            storm_env = {
+                "NOTIFY_TIME_SCALE": scale,
+                "NOTIFY_COUNTDOWN_CAP": settings.NOTIFY_COUNTDOWN_CAP * scale,
+                "NOTIFY_SWEEP_INTERVAL": max(1.0, settings.NOTIFY_SWEEP_INTERVAL * scale),
+            }
+            results["storm"] = storm.run(
+                stack,
+                sizes=args.storm_sizes,
+                app_id=app_id,
+                config=chosen,
+                env=storm_env,
+                timeout=args.timeout * 3,
+                progress=bar,
+                on_storm=bar.update,
+            )
+
+        if "scan" in args.only:
+            import redis
+            from django.contrib.auth import get_user_model
+
+            from accounts.services import account_create
+
+            from . import scan
+
+            client = redis.Redis.from_url(stack.redis_url)
+            user = get_user_model().objects.create_user("bench-scan")
+            results["scan"] = scan.run(
+                merchant=merchant.merchant,
+                account=account_create(user=user, currency="CNY"),
+                sizes=args.scan_sizes,
+                due=args.scan_due,
+                ticks=args.scan_ticks,
+                progress=bar,
+                # No worker runs here: drop the sweeper's messages after each tick.
+                after_tick=lambda: client.delete("notifications"),
+            )
+            bar.update()
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; stopping the stack", file=sys.stderr)
+        failed = True
+    except Exception:  # report what was measured so far, then fail
+        traceback.print_exc()
+        print(f"bench: FAILED (stack log: {log_path})", file=sys.stderr)
+        failed = True
+    finally:
+        bar.set_postfix_str("stopping the stack")
+        database = database_description() if "django" in sys.modules else database_url
+        stack.stop()
+        if not args.keep_db:
+            drop_database(database_url)
+        bar.close()
+    results["meta"] = {
+        "timestamp": timestamp,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+        "database": database,
+        "redis_version": stack.redis_version,
+        "load": load.finish(),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "failed": failed,
+    }
+    if any(key in results for key in SCENARIOS):
+        paths = report.write(results, args.results)
+        print(report.markdown(results))
+        print("\n".join(f"{kind}: {path}" for kind, path in paths.items()), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Small measuring helpers shared by the scenarios: waiting on a condition, Redis queue
+state, memory sampling and percentiles."""
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import psutil
+import redis
+
+
+class Timeout(Exception):
+    """A scenario's condition did not hold in time."""
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float, interval: float = 0.02, what: str = ""
+) -> float:
+    """Poll ``condition`` every ``interval`` seconds; the ``perf_counter`` when it first held.
+    Raises ``Timeout`` after ``timeout`` seconds."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if condition():
+            return time.perf_counter()
+        if time.perf_counter() > deadline:
+            raise Timeout(f"{what or 'condition'} not reached within {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def broker_idle(client: redis.Redis, *queues: str) -> bool:
+    """No message waiting in ``queues`` and none delivered but unacknowledged (with
+    ``task_acks_late`` a message is acknowledged only after its task ran)."""
+    pipe = client.pipeline()
+    for queue in queues:
+        pipe.llen(queue)
+    pipe.hlen("unacked")
+    return not any(pipe.execute())
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+class MemorySampler:
+    """Samples the total RSS of ``processes()`` and Redis ``used_memory`` every ``interval``
+    seconds in a thread; keeps the peaks and the last sample."""
+
+    def __init__(self, *, processes: Callable[[], list], client: redis.Redis, interval=0.1):
+        self.processes = processes
+        self.client = client
+        self.interval = interval
+        self.peak_rss = self.last_rss = 0
+        self.peak_redis = self.last_redis = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def sample(self) -> None:
+        rss = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                rss += process.memory_info().rss
+        used = int(self.client.info("memory")["used_memory"])
+        self.last_rss, self.last_redis = rss, used
+        self.peak_rss, self.peak_redis = max(self.peak_rss, rss), max(self.peak_redis, used)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sample()

@@ -1,0 +1,221 @@
+"""Scenario 1, sender throughput: N notifications due at once, delivered to the minimal
+receiver, against three baselines on the same worker pool and concurrency.
+
+- ours: ``notification_create`` for N rows in one transaction (the outbox); the real
+  ``notifications.deliver`` task sends each. Timed from the commit that makes all N due
+  (which sends their N messages) until every row is ``delivered`` in the database; writing
+  the rows is reported apart (``outbox_write_seconds``).
+- bare: ``bench.bare_post``, a Celery task that only signs and POSTs the same body with a
+  shared ``requests.Session`` (no database). Timed from the first send until the queue is
+  empty and every message acknowledged.
+- threads: a plain ``ThreadPoolExecutor`` of ``concurrency`` threads POSTing the same signed
+  bodies, no Celery: what this machine's HTTP path allows.
+- peer: django-webhook. N ``PeerEvent`` saves in one transaction; its ``post_save`` signal
+  sends its ``fire_webhook`` task per webhook at once (before the commit: the peer does not
+  wait for it), so it is timed from the first save, when its first message goes, until every
+  one of its ``WebhookEvent`` rows is ``SUCCESS``.
+"""
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import redis
+import requests
+from django.db import transaction
+
+from .common import EVENT_TYPE, SECRET, notification_body, recharge_data
+from .probe import Timeout, broker_idle, wait_until
+
+CONTENDERS = ("ours", "bare", "threads", "peer")
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    pool: str
+    concurrency: int
+
+    @classmethod
+    def parse(cls, text: str) -> "PoolConfig":
+        pool, _, concurrency = text.partition(":")
+        return cls(pool.strip(), int(concurrency or 4))
+
+    def __str__(self):
+        return f"{self.pool}:{self.concurrency}"
+
+
+@dataclass
+class Fixture:
+    receiver_url: str
+    app_id: str
+    redis: redis.Redis
+
+
+def prepare(*, receiver_url: str, redis_url: str, app_id: str) -> Fixture:
+    """The peer's webhook, aimed at the receiver as ours (merchant ``app_id``) is."""
+    from django_webhook.models import Webhook, WebhookSecret, WebhookTopic
+
+    webhook = Webhook.objects.create(url=f"{receiver_url}/peer/")
+    webhook.topics.add(WebhookTopic.objects.get(name="bench.PeerEvent/create"))
+    WebhookSecret.objects.create(webhook=webhook, token=SECRET)
+    return Fixture(f"{receiver_url}/notify/", app_id, redis.Redis.from_url(redis_url))
+
+
+def run_ours(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
+    from notifications.models import Notification
+    from notifications.services import notification_create
+
+    delivered = Notification.objects.filter(state=Notification.State.DELIVERED)
+    before = delivered.count()
+    began = time.perf_counter()
+    committed = []
+    with transaction.atomic():
+        # Registered first, so it runs at the commit, before the N enqueues it triggers.
+        transaction.on_commit(lambda: committed.append(time.perf_counter()))
+        for number in range(n):
+            notification_create(
+                sender_key=fixture.app_id,
+                subject=f"{tag}-{number}",
+                event_type=EVENT_TYPE,
+                target_url=fixture.receiver_url,
+                data=recharge_data(tag, number),
+            )
+    fired = time.perf_counter()
+    done = wait_until(
+        lambda: delivered.count() >= before + n and broker_idle(fixture.redis, "notifications"),
+        timeout=timeout,
+        interval=0.05,
+        what=f"{n} notifications delivered",
+    )
+    failed = Notification.objects.filter(subject__startswith=f"{tag}-", attempt_count__gt=1)
+    result = _result(n, committed[0], fired, done, errors=failed.count())
+    result["outbox_write_seconds"] = round(committed[0] - began, 3)
+    return result
+
+
+def run_bare(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
+    from .tasks import bare_post
+
+    errors_key = f"bench:bare-errors:{tag}"
+    bodies = [_signed_body(tag, number) for number in range(n)]
+    started = time.perf_counter()
+    for webhook_id, body in bodies:
+        bare_post.apply_async(args=(fixture.receiver_url, body, webhook_id, SECRET, errors_key))
+    fired = time.perf_counter()
+    done = wait_until(
+        lambda: broker_idle(fixture.redis, "bench"),
+        timeout=timeout,
+        what=f"{n} bare tasks run",
+    )
+    return _result(n, started, fired, done, errors=int(fixture.redis.get(errors_key) or 0))
+
+
+def run_threads(fixture: Fixture, *, n: int, tag: str, concurrency: int, timeout: float) -> dict:
+    from datetime import UTC, datetime
+
+    from notifications.signing import signed_headers
+
+    local = threading.local()
+    bodies = [_signed_body(tag, number) for number in range(n)]
+
+    def post(item) -> bool:
+        webhook_id, body = item
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        headers = signed_headers(
+            webhook_id=webhook_id, body=body, secrets=[SECRET], timestamp=datetime.now(UTC)
+        )
+        try:
+            response = local.session.post(
+                fixture.receiver_url,
+                data=body.encode(),
+                headers=headers,
+                timeout=(3.05, 10),
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return False
+        return 200 <= response.status_code < 300
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as executor:
+        outcomes = list(executor.map(post, bodies, timeout=timeout))
+    done = time.perf_counter()
+    return _result(n, started, started, done, errors=outcomes.count(False))
+
+
+def run_peer(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
+    from celery import states
+    from django_webhook.models import WebhookEvent
+
+    from .models import PeerEvent
+
+    succeeded = WebhookEvent.objects.filter(status=states.SUCCESS)
+    before_ok = succeeded.count()
+    before_all = WebhookEvent.objects.count()
+    started = time.perf_counter()
+    with transaction.atomic():
+        for number in range(n):
+            PeerEvent.objects.create(data=recharge_data(tag, number))
+    fired = time.perf_counter()
+    done = wait_until(
+        lambda: succeeded.count() >= before_ok + n and broker_idle(fixture.redis, "bench"),
+        timeout=timeout,
+        interval=0.05,
+        what=f"{n} django-webhook events succeeded",
+    )
+    attempts = WebhookEvent.objects.count() - before_all
+    return _result(n, started, fired, done, errors=attempts - n)
+
+
+def run_config(fixture: Fixture, config: PoolConfig, *, n: int, timeout: float, progress) -> dict:
+    """All four contenders on the worker the caller started with ``config``."""
+    results = {}
+    for name in ("threads", "bare", "ours", "peer"):
+        progress.set_postfix_str(f"{config} {name}")
+        tag = f"{name[:2].upper()}{uuid.uuid4().hex[:6]}"
+        try:
+            if name == "ours":
+                results[name] = run_ours(fixture, n=n, tag=tag, timeout=timeout)
+            elif name == "bare":
+                results[name] = run_bare(fixture, n=n, tag=tag, timeout=timeout)
+            elif name == "threads":
+                results[name] = run_threads(
+                    fixture, n=n, tag=tag, concurrency=config.concurrency, timeout=timeout
+                )
+            else:
+                results[name] = run_peer(fixture, n=n, tag=tag, timeout=timeout)
+        except Timeout as exc:
+            results[name] = {"error": str(exc)}
+        # Let the stragglers of one contender (a last ack, the peer's event updates) settle
+        # before the next starts.
+        time.sleep(0.5)
+    ours = results["ours"].get("rate")
+    ratios = {}
+    for name in ("bare", "threads", "peer"):
+        rate = results[name].get("rate")
+        ratios[name] = ours / rate if ours and rate else None
+    return {
+        "pool": config.pool,
+        "concurrency": config.concurrency,
+        **results,
+        "ratios": ratios,
+    }
+
+
+def _signed_body(tag: str, number: int) -> tuple[str, str]:
+    webhook_id = f"msg_{uuid.uuid4().hex}"
+    return webhook_id, notification_body(webhook_id, recharge_data(tag, number))
+
+
+def _result(n: int, started: float, fired: float, done: float, *, errors: int) -> dict:
+    seconds = done - started
+    return {
+        "n": n,
+        "seconds": round(seconds, 3),
+        "fire_seconds": round(fired - started, 3),
+        "rate": round(n / seconds, 1),
+        "errors": errors,
+    }

@@ -1,0 +1,96 @@
+"""The benchmark's fastest pieces at toy sizes, so `make test` keeps bench/ from rotting.
+
+The real run is `make bench` (README "Performance"); these only check that the scan-cost
+measurement and the report writer still work against the current models and services.
+"""
+
+import json
+import re
+
+import pytest
+import responses
+
+from bench import report, scan
+from payments.models import RechargeOrder
+from payments.serializers import RechargeOrderOutputSerializer
+
+
+@pytest.fixture
+def payments_api(settings):
+    """The payments query API answered from the test database, as the real one would."""
+    settings.ACCOUNTS_PAYMENTS_API_URL = "http://payments.test"
+
+    def order(request):
+        tx_no = request.url.rstrip("/").rsplit("/", 1)[-1]
+        found = RechargeOrder.objects.filter(tx_no=tx_no).first()
+        if found is None:
+            return 404, {}, "{}"
+        return 200, {}, json.dumps(RechargeOrderOutputSerializer(found).data)
+
+    with responses.RequestsMock() as mocked:
+        mocked.add_callback(
+            responses.GET, re.compile(r"http://payments\.test/api/payments/recharges/.+"), order
+        )
+        yield mocked
+
+
+@pytest.mark.django_db
+def test_scan_cost_runs_both_ticks_and_explains_their_queries(merchant, account, payments_api):
+    """Bulk-loading 200 rows per table, the sweeper finds exactly the due notifications, the
+    reconciliation asks about exactly the due recharges, and every query has a plan."""
+    result = scan.run(merchant=merchant, account=account, sizes=[100, 200], due=5, ticks=1)
+
+    assert [step["rows"]["notifications"] for step in result["steps"]] == [100, 200]
+    last = result["steps"][-1]
+    assert last["sweep_outcome"] == {"released": 0, "enqueued": 5}
+    assert last["reconcile_outcome"] == {"pending": 5}
+    assert set(last["plans"]) == {"sweep: due", "sweep: orphaned", "reconcile: pending"}
+    assert all(plan["plan"] for plan in last["plans"].values())
+    assert result["ratios"]["sweep_tick"] > 0
+
+
+def test_report_writes_json_markdown_and_chart(tmp_path):
+    """Given results shaped like a run's, the writer produces the three files and a table
+    with every scenario and target."""
+    rate = {"n": 10, "seconds": 1.0, "fire_seconds": 0.1, "rate": 10.0, "errors": 0}
+    samples = {"n": 3, "p50_ms": 2.0, "p95_ms": 3.0, "p99_ms": 3.0, "max_ms": 3.0}
+    results = {
+        "meta": {
+            "timestamp": "2026-01-01T00:00:00Z",
+            "seconds": 1.0,
+            "machine": {"cpu": "test", "cores": 2, "memory_gib": 1.0},
+            "database": "SQLite",
+            "redis_version": "6",
+            "load": {"start": (0.1, 0, 0), "end": (0.2, 0, 0), "max_1min": 0.3},
+        },
+        "sender": {
+            "n": 10,
+            "configs": [
+                {
+                    "pool": "prefork",
+                    "concurrency": 2,
+                    **{name: dict(rate) for name in ("ours", "bare", "threads", "peer")},
+                    "ratios": {"bare": 1.0, "threads": 1.0, "peer": 1.0},
+                }
+            ],
+        },
+        "receiver": {
+            "n": 10,
+            "clients": 2,
+            **{name: dict(rate) for name in ("applied", "duplicates", "bare")},
+            "ratios": {"applied": 1.0, "duplicates": 1.0},
+            "correct": True,
+        },
+        "latency": {
+            "ours": {**samples, "samples_ms": [1.0, 2.0, 3.0]},
+            "floor": {**samples, "samples_ms": [0.5, 0.6, 0.7]},
+        },
+    }
+
+    paths = report.write(results, tmp_path)
+
+    assert {path.suffix for path in paths.values()} == {".json", ".md", ".png"}
+    assert json.loads(paths["json"].read_text())["targets"]
+    table = paths["md"].read_text()
+    for heading in ("Sender throughput", "Receiver throughput", "Latency", "Targets"):
+        assert heading in table
