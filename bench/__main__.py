@@ -72,8 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument(
         "--pool",
         default=None,
-        help="pool:concurrency for latency and storm (default: the sender's best, else the "
-        "first of --pools)",
+        help="pool:concurrency for latency and storm (default: the first of --pools, the "
+        "Procfile's prefork with WORKER_CONCURRENCY 4)",
     )
     group.add_argument(
         "--set",
@@ -223,9 +223,6 @@ def main(argv=None) -> int:
                 bar.update()
             stack.stop_worker()
             results["sender"] = {"n": args.sender_n, "configs": configs}
-            best = report.best_sender(results["sender"])
-            if best and not args.pool:
-                chosen = PoolConfig(best["pool"], best["concurrency"])
         results["pool_used"] = str(chosen)
 
         if "receiver" in args.only:
