@@ -12,6 +12,7 @@ from accounts.models import Recharge
 from accounts.services import account_create
 from notifications.signing import signed_headers
 from payments.services import merchant_create, recharge_order_create
+from tests.helpers import order_request
 
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1mb3ItdGhlLXN1aXRl"
 # The hosts the test merchants' notify_url and return_url may name (payments refuses others).
@@ -88,17 +89,8 @@ def order_factory(merchant):
     counter = itertools.count(1)
 
     def make(**overrides):
-        params = {
-            "merchant": merchant,
-            "out_trade_no": f"ORD-{next(counter)}",
-            "account_no": "AC000000000001",
-            "amount": 1234,
-            "currency": "CNY",
-            "notify_url": "https://merchant.example/notify",
-            "return_url": "https://merchant.example/return",
-            **overrides,
-        }
-        return recharge_order_create(**params)[0]
+        defaults = {"merchant": merchant, "out_trade_no": f"ORD-{next(counter)}"}
+        return recharge_order_create(**order_request(**{**defaults, **overrides}))[0]
 
     return make
 
@@ -122,6 +114,13 @@ def recharge_factory(account):
         return Recharge.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture
+def recharge(recharge_factory):
+    """A pending ``Recharge`` of 1000 (minor units) of ``account``, already given a tx_no by
+    payments: what the notification tests deliver notifications about."""
+    return recharge_factory(amount=1000)
 
 
 @pytest.fixture

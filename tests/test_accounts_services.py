@@ -37,11 +37,6 @@ def payments_api():
         yield mocked
 
 
-@pytest.fixture
-def recharge(recharge_factory):
-    return recharge_factory(amount=1000)
-
-
 def result_for(recharge, **overrides):
     """What payments says about ``recharge`` (a notification's data or a queried order)."""
     return {

@@ -23,6 +23,7 @@ from config.beat import periodic_task_ensure
 from notifications.models import DeliveryAttempt, Notification
 from payments.models import Merchant, RechargeOrder
 from payments.services import recharge_order_create, recharge_order_decline, recharge_order_pay
+from tests.helpers import recharge_fields
 
 PAYMENTS_API = "http://payments.test"
 Status = RechargeOrder.Status
@@ -112,11 +113,7 @@ def run_action(admin_client, model, action: str, objects) -> list[str]:
 def order_json(recharge: Recharge, status: int) -> dict:
     """The payments API's answer for ``recharge``, as ``GET /api/payments/recharges/{tx}/``."""
     return {
-        "tx_no": recharge.tx_no,
-        "out_trade_no": recharge.out_trade_no,
-        "account_no": recharge.account.account_no,
-        "amount": recharge.amount,
-        "currency": recharge.currency,
+        **recharge_fields(recharge),
         "status": status,
         "paid_at": None,
         "cashier_url": f"{PAYMENTS_API}/pay/{recharge.tx_no}/",

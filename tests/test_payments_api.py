@@ -6,16 +6,10 @@ from rest_framework.test import APIClient
 
 from payments import services
 from payments.models import RechargeOrder
+from tests.helpers import order_request
 
 CREATE_URL = reverse("payments:recharge-create")
-BODY = {
-    "out_trade_no": "SHOP-0001",
-    "account_no": "AC000000000001",
-    "amount": 1234,
-    "currency": "CNY",
-    "notify_url": "https://merchant.example/notify",
-    "return_url": "https://merchant.example/return",
-}
+BODY = order_request()  # the valid create request every case starts from
 
 
 def detail_url(tx_no):

@@ -1,27 +1,18 @@
 """Recharge orders (payments/services.py): idempotent create, guarded transitions, outbox."""
 
 import json
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from notifications.models import Notification
 from payments import services
 from payments.models import RechargeOrder
 from payments.selectors import merchant_for_api_key, merchant_webhook_secrets
+from tests.helpers import order_request, run_concurrently
 
 Status = RechargeOrder.Status
-PARAMS = {
-    "out_trade_no": "SHOP-0001",
-    "account_no": "AC000000000001",
-    "amount": 1234,
-    "currency": "CNY",
-    "notify_url": "https://merchant.example/notify",
-    "return_url": "https://merchant.example/return",
-}
 TRANSITIONS = {
     "pay": services.recharge_order_pay,
     "decline": services.recharge_order_decline,
@@ -35,7 +26,9 @@ def _no_broker(deliver_apply_async):
 
 
 def create(merchant, **overrides):
-    return services.recharge_order_create(merchant=merchant, **{**PARAMS, **overrides})
+    """``recharge_order_create`` of the standard order (``overrides`` applied) for
+    ``merchant``: returns ``(order, created)``."""
+    return services.recharge_order_create(**order_request(merchant=merchant, **overrides))
 
 
 def body_of(notification):
@@ -103,7 +96,7 @@ def test_reused_out_trade_no_with_other_parameters_conflicts(merchant, field, va
 
     assert RechargeOrder.objects.count() == 1
     original.refresh_from_db()
-    assert getattr(original, field) == PARAMS[field]
+    assert getattr(original, field) == order_request()[field]
 
 
 def test_out_trade_no_is_unique_per_merchant_only(merchant, other_merchant):
@@ -119,22 +112,9 @@ def test_out_trade_no_is_unique_per_merchant_only(merchant, other_merchant):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_creates_make_one_order(merchant):
     """Two identical requests racing: the unique constraint decides; both get one order."""
-    barrier = threading.Barrier(2)
-    results = []
+    results = run_concurrently(lambda: create(merchant), threads=2)
 
-    def request():
-        try:
-            barrier.wait()
-            results.append(create(merchant))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=request) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert len(results) == 2
     assert RechargeOrder.objects.count() == 1
     assert sorted(created for _, created in results) == [False, True]
     assert len({order.tx_no for order, _ in results}) == 1

@@ -13,17 +13,11 @@ from rest_framework.test import APIClient
 
 from payments import services
 from payments.models import RechargeOrder
+from tests.helpers import order_request
 from tests.security.conftest import db_state, error_text
 
 CREATE_URL = reverse("payments:recharge-create")
-BODY = {
-    "out_trade_no": "SHOP-0001",
-    "account_no": "AC000000000001",
-    "amount": 1234,
-    "currency": "CNY",
-    "notify_url": "https://merchant.example/notify",
-    "return_url": "https://merchant.example/return",
-}
+BODY = order_request()  # the valid create request every case starts from
 HOSTS = ["merchant.example", "127.0.0.1", "localhost", "10.0.0.1", "169.254.169.254", "[::1]"]
 
 

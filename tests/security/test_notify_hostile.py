@@ -8,49 +8,23 @@ tampered, truncated, replayed or oversized.
 
 import base64
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from tests.conftest import WEBHOOK_SECRET, sign
+from tests.helpers import WEBHOOK_ID, notification_payload, run_concurrently
 from tests.security.conftest import db_state, error_text
 
 NOTIFY_URL = reverse("accounts:notify")
-WEBHOOK_ID = "msg_0123456789abcdef0123456789abcdef"
 UNTRUSTED_SECRET = "whsec_YW5vdGhlci1zZWNyZXQtbm90LXRydXN0ZWQtYnktYWNjb3VudHM="
 SIG = "v1," + base64.b64encode(b"\x00" * 32).decode()  # well-formed, matches nothing
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-@pytest.fixture
-def recharge(recharge_factory):
-    return recharge_factory(amount=1000)
-
-
-def document(recharge, *, webhook_id=WEBHOOK_ID, status=100, **data):
-    """The notification payments would send about ``recharge``."""
-    return {
-        "id": webhook_id,
-        "type": "recharge.succeeded" if status == 100 else "recharge.failed",
-        "created_at": "2025-01-01T12:00:00+00:00",
-        "data": {
-            "tx_no": recharge.tx_no,
-            "out_trade_no": recharge.out_trade_no,
-            "account_no": recharge.account.account_no,
-            "amount": recharge.amount,
-            "currency": recharge.currency,
-            "status": status,
-            "paid_at": "2025-01-01T12:00:00+00:00" if status == 100 else None,
-            **data,
-        },
-    }
 
 
 @dataclass
@@ -389,7 +363,7 @@ def test_hostile_notification_is_refused_and_changes_nothing(
 ):
     """Forged, unsigned, malformed, stale, tampered, truncated, non-JSON, wrong content type,
     oversized or off-contract: the 4xx and reason expected, and no row changed anywhere."""
-    request = build(document(recharge))
+    request = build(notification_payload(recharge))
     before = db_state()
 
     response = post(client, request)
@@ -417,7 +391,7 @@ def test_signed_but_disagreeing_notification_is_409_never_applied(
     untouched; only a "rejected" receipt is written, for staff."""
     before = db_state()
 
-    response = post(client, signed(document(recharge, **changes)))
+    response = post(client, signed(notification_payload(recharge, **changes)))
 
     assert response.status_code == 409
     assert response.json()["outcome"] == "rejected"
@@ -437,7 +411,7 @@ def test_signed_but_disagreeing_notification_is_409_never_applied(
 def test_identical_replay_inside_the_tolerance_is_a_duplicate_and_changes_nothing(client, recharge):
     """The same signed request captured and sent again: 200 "duplicate"; the balance, the
     ledger and the recharge are exactly as the first delivery left them."""
-    request = signed(document(recharge))
+    request = signed(notification_payload(recharge))
     first = post(client, request)
     assert (first.status_code, first.json()["outcome"]) == (200, "applied")
     after_first = db_state()
@@ -458,10 +432,10 @@ def test_identical_replay_inside_the_tolerance_is_a_duplicate_and_changes_nothin
 def test_seen_webhook_id_with_a_different_payload_is_409_and_changes_nothing(client, recharge):
     """A correctly signed body under an already received webhook-id but with other content
     (a failure after a success): 409 naming the reuse, and not even the receipt changes."""
-    assert post(client, signed(document(recharge))).status_code == 200
+    assert post(client, signed(notification_payload(recharge))).status_code == 200
     before = db_state()
 
-    response = post(client, signed(document(recharge, status=200)))
+    response = post(client, signed(notification_payload(recharge, status=200)))
 
     assert response.status_code == 409
     assert response.json() == {
@@ -473,7 +447,7 @@ def test_seen_webhook_id_with_a_different_payload_is_409_and_changes_nothing(cli
 def test_seen_webhook_id_with_reformatted_payload_is_refused(client, recharge):
     """Same JSON meaning, different bytes (whitespace): still not the notification received,
     refused; a genuine retry carries the same bytes."""
-    doc = document(recharge)
+    doc = notification_payload(recharge)
     assert post(client, signed(doc)).status_code == 200
     before = db_state()
     reformatted = json.dumps(doc, indent=2)
@@ -489,7 +463,8 @@ def test_replay_outside_the_tolerance_is_refused(client, recharge):
     """The same request replayed once its timestamp is more than 5 minutes old: 400, before
     any receipt is looked at."""
     request = signed(
-        document(recharge), timestamp=datetime.now(UTC) - timedelta(minutes=5, seconds=5)
+        notification_payload(recharge),
+        timestamp=datetime.now(UTC) - timedelta(minutes=5, seconds=5),
     )
     before = db_state()
 
@@ -503,7 +478,9 @@ def test_replay_outside_the_tolerance_is_refused(client, recharge):
 def test_timestamp_just_inside_the_tolerance_is_accepted(client, recharge):
     """A signature 4 minutes old is still inside the 5-minute tolerance (clock skew, a slow
     queue): applied."""
-    request = signed(document(recharge), timestamp=datetime.now(UTC) - timedelta(minutes=4))
+    request = signed(
+        notification_payload(recharge), timestamp=datetime.now(UTC) - timedelta(minutes=4)
+    )
 
     response = post(client, request)
 
@@ -515,9 +492,11 @@ def test_any_configured_secret_verifies(client, recharge, settings):
     them is accepted; one signed with none is refused."""
     settings.ACCOUNTS_WEBHOOK_SECRETS = [UNTRUSTED_SECRET, WEBHOOK_SECRET]
 
-    assert post(client, signed(document(recharge))).status_code == 200
+    assert post(client, signed(notification_payload(recharge))).status_code == 200
     settings.ACCOUNTS_WEBHOOK_SECRETS = [UNTRUSTED_SECRET]
-    refused = post(client, signed(document(recharge, webhook_id="msg_2"), secret=WEBHOOK_SECRET))
+    refused = post(
+        client, signed(notification_payload(recharge, webhook_id="msg_2"), secret=WEBHOOK_SECRET)
+    )
     assert refused.status_code == 400
 
 
@@ -540,7 +519,7 @@ def test_notify_is_throttled_per_client_address(client, recharge, settings, fres
         assert post(client, Request("{}", {})).status_code == 400
     before = db_state()
 
-    response = post(client, signed(document(recharge)))
+    response = post(client, signed(notification_payload(recharge)))
 
     assert response.status_code == 429
     assert "Request was throttled" in response.json()["detail"]
@@ -557,26 +536,14 @@ def test_fifty_identical_concurrent_deliveries_apply_once_and_never_500(recharge
     (one "applied", the rest "duplicate"), one ledger entry, the balance credited once and
     one receipt counting 50 deliveries."""
     recharge = recharge_factory(amount=1000)
-    request = signed(document(recharge))
-    barrier = threading.Barrier(50)
-    results = []
+    request = signed(notification_payload(recharge))
 
     def deliver():
-        try:
-            barrier.wait(timeout=30)
-            response = post(Client(), request)
-            body = response.json() if response.status_code < 500 else {}
-            results.append((response.status_code, body.get("outcome")))
-        except Exception as exc:  # recorded, so the assertion below shows it
-            results.append((type(exc).__name__, str(exc)))
-        finally:
-            connection.close()
+        response = post(Client(), request)
+        body = response.json() if response.status_code < 500 else {}
+        return response.status_code, body.get("outcome")
 
-    threads = [threading.Thread(target=deliver) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    results = run_concurrently(deliver, threads=50)
 
     assert len(results) == 50
     assert sorted(results) == sorted([(200, "applied")] + [(200, "duplicate")] * 49)

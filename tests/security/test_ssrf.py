@@ -153,24 +153,20 @@ def test_refused_destination_is_a_failed_result_and_nothing_is_sent(production_p
     assert received == []
 
 
-@pytest.mark.parametrize(
-    ("url", "error"),
-    [
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
-        ("http://10.0.0.1/notify", "10.0.0.1 is a private address"),
-        (
-            "https://rebind.example/notify",
-            "rebind.example resolves to 10.0.0.1 is a private address",
-        ),
-        (
-            "https://mixed.example/notify",
-            "mixed.example resolves to 192.168.1.10 is a private address",
-        ),
-    ],
-)
+# Receivers under production policy that a POST, and a delivery, must refuse: the reason.
+BLOCKED_DESTINATIONS = {
+    "http://127.0.0.1:9/notify": "127.0.0.1 is a loopback address",
+    "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is a cloud metadata address",
+    "http://10.0.0.1/notify": "10.0.0.1 is a private address",
+    "https://rebind.example/notify": "rebind.example resolves to 10.0.0.1 is a private address",
+    "https://mixed.example/notify": "mixed.example resolves to 192.168.1.10 is a private address",
+}
+
+
+@pytest.mark.parametrize(("url", "error"), BLOCKED_DESTINATIONS.items())
 def test_blocked_destinations_are_never_connected_to(production_policy, url, error):
-    """Metadata, private, and names resolving to them: refused before any socket connects
-    (the tripwire fixture would fail the test otherwise)."""
+    """Loopback, metadata, private, and names resolving to them: refused before any socket
+    connects (the tripwire fixture would fail the test otherwise)."""
     result = post(url)
 
     assert result.error == f"refused destination: {error}"
@@ -267,18 +263,7 @@ def test_reply_is_read_only_up_to_the_excerpt(settings):
 # --- the delivery service --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("target_url", "reason"),
-    [
-        ("http://127.0.0.1:9/notify", "127.0.0.1 is a loopback address"),
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
-        ("http://10.0.0.1/notify", "10.0.0.1 is a private address"),
-        (
-            "https://rebind.example/notify",
-            "rebind.example resolves to 10.0.0.1 is a private address",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("target_url", "reason"), BLOCKED_DESTINATIONS.items())
 def test_delivery_to_a_refused_destination_is_a_failed_attempt(
     merchant, production_policy, deliver_apply_async, target_url, reason
 ):

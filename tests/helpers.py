@@ -1,0 +1,80 @@
+"""Plain helpers shared by several test modules (fixtures live in ``tests/conftest.py``)."""
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection
+
+# The Standard Webhooks id the notification tests sign their bodies with.
+WEBHOOK_ID = "msg_0123456789abcdef0123456789abcdef"
+
+
+def order_request(**overrides) -> dict:
+    """A valid recharge order as a merchant asks for it: the JSON body of
+    ``POST /api/payments/recharges/`` and, with ``merchant=``, the keyword arguments of
+    ``payments.services.recharge_order_create``; ``overrides`` replace or add fields."""
+    return {
+        "out_trade_no": "SHOP-0001",
+        "account_no": "AC000000000001",
+        "amount": 1234,
+        "currency": "CNY",
+        "notify_url": "https://merchant.example/notify",
+        "return_url": "https://merchant.example/return",
+        **overrides,
+    }
+
+
+def recharge_fields(recharge) -> dict:
+    """The fields by which both sides name ``recharge`` (an ``accounts`` ``Recharge``) in
+    payments' answers and notifications: tx_no, out_trade_no, account_no, amount, currency."""
+    return {
+        "tx_no": recharge.tx_no,
+        "out_trade_no": recharge.out_trade_no,
+        "account_no": recharge.account.account_no,
+        "amount": recharge.amount,
+        "currency": recharge.currency,
+    }
+
+
+def notification_payload(recharge, *, webhook_id=WEBHOOK_ID, status=100, **data) -> dict:
+    """The notification envelope payments sends about ``recharge`` (design.md "HTTP
+    contract"): succeeded for ``status`` 100, failed otherwise; ``data`` replaces or adds
+    fields of its ``data`` object."""
+    return {
+        "id": webhook_id,
+        "type": "recharge.succeeded" if status == 100 else "recharge.failed",
+        "created_at": "2025-01-01T12:00:00+00:00",
+        "data": {
+            **recharge_fields(recharge),
+            "status": status,
+            "paid_at": "2025-01-01T12:00:00+00:00" if status == 100 else None,
+            **data,
+        },
+    }
+
+
+def run_concurrently(action: Callable[[], Any], *, threads: int, timeout: float = 120) -> list:
+    """Call ``action()`` from ``threads`` threads released together by a barrier, each
+    closing its own database connection when done; returns what the calls returned, in the
+    order they finished. A call that raised is recorded as ``(exception class name,
+    message)`` instead, so the caller's assertion on the results shows it; a thread still
+    running after ``timeout`` seconds is missing from the list."""
+    barrier = threading.Barrier(threads)
+    results = []
+
+    def call():
+        try:
+            barrier.wait(timeout=30)
+            results.append(action())
+        except Exception as exc:  # recorded, so the caller's assertion shows it
+            results.append((type(exc).__name__, str(exc)))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=call) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=timeout)
+    return results
