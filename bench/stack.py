@@ -11,71 +11,43 @@ restarted with each pool under test. Everything it starts is stopped by ``stop()
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psutil
 import redis
 
+from devstack import database
 from devstack.redis import free_port, start_redis
-from devstack.stack import BIN, ROOT, VAR, wait_for_port
+from devstack.stack import BIN, ROOT, VAR, ServerUrls, terminate_group, wait_for_port
 
 BENCH_VAR = VAR / "bench"
 SQLITE_PATH = BENCH_VAR / "bench.sqlite3"
 BENCH_DB_NAME = "recharge_bench"
-POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 WEBHOOK_SECRET = "whsec_" + "YmVuY2gtb25seS13ZWJob29rLXNlY3JldC1ub3QtcmVhbA=="
 API_KEY = "sk_bench_only_key_not_a_secret_0123456789"
 QUEUES = "notifications,periodic,bench"
+STOP_TIMEOUT = 20  # seconds a honcho group has for a warm shutdown before SIGKILL
 
 
 def fresh_database(database_url: str | None) -> str:
-    """Create an empty benchmark database and return its DATABASE_URL.
-
-    PostgreSQL in ``database_url``: drop and create ``recharge_bench`` on that server (refusing
-    if ``database_url`` names that database itself: only ours is ever dropped). Anything else:
-    a new SQLite file at var/bench/bench.sqlite3.
-    """
-    parts = urlsplit(database_url or "")
-    if parts.scheme not in POSTGRES_SCHEMES:
-        BENCH_VAR.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            SQLITE_PATH.with_name(SQLITE_PATH.name + suffix).unlink(missing_ok=True)
-        return f"sqlite:///{SQLITE_PATH}"
-
-    import psycopg
-    from psycopg import sql
-
-    if parts.path.lstrip("/") == BENCH_DB_NAME:
-        raise SystemExit(
-            f"DATABASE_URL names {BENCH_DB_NAME!r}, the database the benchmark drops and "
-            "recreates; point it at another database on the same server."
-        )
-    server_url = urlunsplit(("postgresql", *parts[1:]))
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        name = sql.Identifier(BENCH_DB_NAME)
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB_NAME}", parts.query, ""))
+    """Create an empty benchmark database and return its DATABASE_URL: ``recharge_bench`` on
+    the PostgreSQL server ``database_url`` names, else var/bench/bench.sqlite3. Raises
+    SystemExit when ``database_url`` names ``recharge_bench`` itself."""
+    return database.fresh_database(
+        database_url, name=BENCH_DB_NAME, sqlite_path=SQLITE_PATH, owner="the benchmark"
+    )
 
 
 def drop_database(database_url: str) -> None:
     """Drop ``recharge_bench`` again (PostgreSQL); SQLite files stay for inspection."""
-    parts = urlsplit(database_url)
-    if parts.scheme not in POSTGRES_SCHEMES or parts.path.lstrip("/") != BENCH_DB_NAME:
+    if not database.is_postgres(database_url):
         return
-    import psycopg
-    from psycopg import sql
-
-    server_url = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB_NAME))
-        )
+    if database.database_name(database_url) == BENCH_DB_NAME:  # only ever ours
+        database.drop_database(database_url)
 
 
 def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -88,7 +60,7 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return commands
 
 
-class BenchStack:
+class BenchStack(ServerUrls):
     """Redis, then two honcho groups: the servers (``web`` and ``payments`` from the Procfile,
     plus the minimal ``receiver``) for the whole run, and a ``worker`` (the Procfile's line with
     ``--pool``/``--concurrency``/``--queues`` appended) started and stopped per scenario."""
@@ -105,14 +77,6 @@ class BenchStack:
         self.worker = None
         self.worker_desc = None
         self.procfile = BENCH_VAR / "Procfile"
-
-    @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    @property
-    def payments_url(self) -> str:
-        return f"http://127.0.0.1:{self.payments_port}"
 
     @property
     def receiver_url(self) -> str:
@@ -189,7 +153,7 @@ class BenchStack:
 
     def stop_worker(self) -> None:
         if self.worker is not None:
-            _terminate_group(self.worker)
+            terminate_group(self.worker, timeout=STOP_TIMEOUT)
             self.worker = None
 
     def worker_processes(self) -> list[psutil.Process]:
@@ -211,7 +175,7 @@ class BenchStack:
     def stop(self) -> None:
         self.stop_worker()
         if self.servers is not None:
-            _terminate_group(self.servers)
+            terminate_group(self.servers, timeout=STOP_TIMEOUT)
             self.servers = None
         if self.redis_process is not None and self.redis_process.poll() is None:
             self.redis_process.terminate()
@@ -232,18 +196,6 @@ class BenchStack:
             )
         finally:
             log.close()
-
-
-def _terminate_group(process: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGTERM the process group (honcho and its children), SIGKILL what outlives ``timeout``."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def django_setup(env: dict) -> None:

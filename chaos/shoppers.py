@@ -2,9 +2,7 @@
 the order over payments' merchant API) and pay or decline at the cashier.
 
 Two requests per order: ``POST /recharges/`` (→ 302 to the cashier) and ``POST /pay/{tx_no}/``
-with ``action`` (→ 302 to the return URL). Every request goes on a new connection: a pooled
-keep-alive connection gunicorn closed while idle would fail the next POST before the server
-saw it, and a POST must not be retried blindly.
+with ``action`` (→ 302 to the return URL), each by a ``devstack.browser.Browser``.
 """
 
 import random
@@ -13,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import requests
+from devstack.browser import Browser, DriveError
 
 HTTP_TIMEOUT = 60  # seconds: generous, a request may wait out a publish to a Redis that is down
 
@@ -37,66 +35,6 @@ def plan_orders(count: int, *, seed: int, decline: float = 0.2, unpaid: float = 
         action = None if roll < unpaid else "decline" if roll < unpaid + decline else "pay"
         orders.append(PlannedOrder(number, f"{cents // 100}.{cents % 100:02d}", action))
     return orders
-
-
-class DriveError(Exception):
-    pass
-
-
-class Shopper:
-    """One logged-in user with a cookie jar; one request at a time."""
-
-    def __init__(self, *, base_url: str, username: str, password: str):
-        self.base_url = base_url
-        self.username = username
-        self.password = password
-        self.http = requests.Session()
-        self.http.trust_env = False
-        self.http.headers["Connection"] = "close"
-
-    def login(self) -> None:
-        self._request("GET", "/login/", expect=200)
-        self._request(
-            "POST",
-            "/login/",
-            data={"username": self.username, "password": self.password, "next": "/"},
-            expect=302,
-        )
-
-    def top_up(self, amount: str) -> str:
-        """The wallet's form: returns the cashier URL accounts sends the browser to."""
-        response = self._request("POST", "/recharges/", data={"amount": amount}, expect=302)
-        location = response.headers["Location"]
-        if "/pay/" not in location:
-            raise DriveError(f"POST /recharges/ sent the browser to {location} (payments down?)")
-        return location
-
-    def finish(self, cashier_url: str, action: str) -> None:
-        """Pay or decline at the cashier."""
-        self._request("POST", cashier_url, data={"action": action}, expect=302)
-
-    def _request(self, method: str, url: str, *, expect: int, data=None) -> requests.Response:
-        if url.startswith("/"):
-            url = self.base_url + url
-        headers = {}
-        if method == "POST":
-            data = {**data, "csrfmiddlewaretoken": self.http.cookies.get("csrftoken", "")}
-            headers["Referer"] = url
-        try:
-            response = self.http.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                allow_redirects=False,
-                timeout=HTTP_TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise DriveError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != expect:
-            excerpt = response.text[:200].replace("\n", " ")
-            raise DriveError(f"{method} {url}: HTTP {response.status_code}: {excerpt}")
-        return response
 
 
 @dataclass
@@ -139,7 +77,9 @@ def drive(
     state = Drive(total=len(orders))
 
     def work(slot: int) -> None:
-        shopper = Shopper(base_url=base_url, username=f"demo{slot + 1}", password="demo")
+        shopper = Browser(
+            base_url=base_url, username=f"demo{slot + 1}", password="demo", timeout=HTTP_TIMEOUT
+        )
         try:
             shopper.login()
         except DriveError as exc:

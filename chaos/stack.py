@@ -7,24 +7,30 @@ own, from the same Procfile lines, through ``sh -c 'exec ...'`` so their ``${VAR
 expand exactly as under honcho.
 """
 
-import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from celery import Celery
 
+# POSTGRES_SCHEMES is re-exported: tests/chaos imports it from here.
+from devstack.database import POSTGRES_SCHEMES as POSTGRES_SCHEMES
+from devstack.database import create_database, drop_database, is_postgres, own_database_url
 from devstack.redis import free_port, start_redis
-from devstack.stack import BIN, ROOT, VAR, wait_for_port
+from devstack.stack import (
+    BIN,
+    ROOT,
+    VAR,
+    ServerUrls,
+    kill_group,
+    terminate_group,
+    wait_for_port,
+)
 
 CHAOS_VAR = VAR / "chaos"
-POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 PROCFILE = ROOT / "Procfile"
 
 
@@ -91,28 +97,17 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the main process and its children)."""
-        self._signal_group(signal.SIGKILL)
         if self.popen is not None:
-            self.popen.wait()
+            kill_group(self.popen)
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM the group (warm shutdown), SIGKILL whatever outlives ``timeout``."""
-        if not self.alive:
-            self._signal_group(signal.SIGKILL)  # children left behind by a dead parent
-            return
-        self._signal_group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=timeout)
-        self.kill()
-
-    def _signal_group(self, signum: int) -> None:
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signum)
+        """SIGTERM the group (warm shutdown), SIGKILL whatever outlives ``timeout`` and any
+        children a dead main process left behind."""
+        if self.popen is not None:
+            terminate_group(self.popen, timeout=timeout)
 
 
-class ChaosStack:
+class ChaosStack(ServerUrls):
     """Redis on a port of its own, and any number of Procfile processes, by key.
 
     ``env`` is the environment of every process (settings as environment variables);
@@ -140,14 +135,6 @@ class ChaosStack:
         self.env.setdefault("ACCOUNTS_PUBLIC_URL", self.web_url)
         self.env.setdefault("ACCOUNTS_PAYMENTS_API_URL", self.payments_url)
         self._control: Celery | None = None
-
-    @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    @property
-    def payments_url(self) -> str:
-        return f"http://127.0.0.1:{self.payments_port}"
 
     # --- Redis -----------------------------------------------------------------------------
 
@@ -263,30 +250,18 @@ class ChaosDatabase:
     """The scenario database, recreated for every scenario from a template migrated once.
 
     PostgreSQL when ``base_url`` names it (``name`` and ``name_template`` on that server; the
-    database ``base_url`` itself names is never touched), else SQLite files under var/chaos.
+    database ``base_url`` itself names is never touched: SystemExit if it is one of those),
+    else SQLite files under var/chaos.
     """
 
     def __init__(self, *, base_url: str | None, name: str):
-        parts = urlsplit(base_url or "")
-        self.postgres = parts.scheme in POSTGRES_SCHEMES
-        self.name = name
-        if self.postgres:
-            if parts.path.lstrip("/") in (name, f"{name}_template"):
-                raise SystemExit(
-                    f"DATABASE_URL names {parts.path.lstrip('/')!r}, a database the chaos run "
-                    "drops and recreates; point it at another database on the same server."
-                )
-            self._parts = parts
-            self.url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-            self.template_url = urlunsplit(
-                (parts.scheme, parts.netloc, f"/{name}_template", parts.query, "")
+        self.postgres = is_postgres(base_url)
+        self.url, self.template_url = (
+            own_database_url(
+                base_url, name=own, sqlite_path=CHAOS_VAR / f"{own}.sqlite3", owner="the chaos run"
             )
-        else:
-            CHAOS_VAR.mkdir(parents=True, exist_ok=True)
-            self.path = CHAOS_VAR / f"{name}.sqlite3"
-            self.template_path = CHAOS_VAR / f"{name}_template.sqlite3"
-            self.url = f"sqlite:///{self.path}"
-            self.template_url = f"sqlite:///{self.template_path}"
+            for own in (name, f"{name}_template")
+        )
 
     @property
     def vendor(self) -> str:
@@ -294,9 +269,7 @@ class ChaosDatabase:
 
     def build_template(self, *, env: dict, users: int, log_path: Path) -> None:
         """Create the template: migrate, the dev merchant, users demo1..``users``."""
-        self._drop(f"{self.name}_template")
-        if self.postgres:
-            self._execute(f'CREATE DATABASE "{self.name}_template"')
+        create_database(self.template_url)
         env = hermetic_env({**env, "DATABASE_URL": self.template_url})
         manage = [sys.executable, str(ROOT / "manage.py")]
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -314,29 +287,7 @@ class ChaosDatabase:
     def recreate(self) -> None:
         """A fresh scenario database, a copy of the template. Close Django's connections to it
         first (``django.db.connections.close_all()``)."""
-        self._drop(self.name)
-        if self.postgres:
-            self._execute(f'CREATE DATABASE "{self.name}" TEMPLATE "{self.name}_template"')
-        else:
-            for suffix in ("", "-wal"):  # a template left with a WAL: copy both, consistently
-                source = self.template_path.with_name(self.template_path.name + suffix)
-                if source.exists():
-                    shutil.copyfile(source, self.path.with_name(self.path.name + suffix))
+        create_database(self.url, template_url=self.template_url)
 
     def drop_template(self) -> None:
-        self._drop(f"{self.name}_template")
-
-    def _drop(self, name: str) -> None:
-        if self.postgres:
-            self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        path = CHAOS_VAR / f"{name}.sqlite3"
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-    def _execute(self, statement: str) -> None:
-        import psycopg
-
-        server = urlunsplit(("postgresql", self._parts.netloc, "/postgres", self._parts.query, ""))
-        with psycopg.connect(server, autocommit=True) as connection:
-            connection.execute(statement)
+        drop_database(self.template_url)

@@ -27,18 +27,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import requests
 from tqdm import tqdm
 
+from .browser import Browser, DriveError
+from .database import fresh_database
 from .redis import start_redis
 from .stack import ROOT, VAR, Stack
 
 DEMO_DB_NAME = "recharge_demo"
 SQLITE_PATH = VAR / "demo.sqlite3"
 LOG_PATH = VAR / "demo.log"
-POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 HTTP_TIMEOUT = 30  # seconds, per request of the simulated browser
 
 
@@ -75,39 +75,6 @@ class DemoConfig:
             threads=max(1, get("DEMO_THREADS", int, defaults.threads)),
             time_scale=get("DEMO_TIME_SCALE", float, defaults.time_scale),
         )
-
-
-# --- The demo database ----------------------------------------------------------------------
-
-
-def fresh_database(database_url: str | None) -> str:
-    """Create an empty demo database and return its DATABASE_URL.
-
-    PostgreSQL in ``database_url``: drop and create ``recharge_demo`` on that server (refusing
-    if that is the database ``database_url`` itself names). Anything else: delete
-    var/demo.sqlite3 and its WAL files.
-    """
-    parts = urlsplit(database_url or "")
-    if parts.scheme not in POSTGRES_SCHEMES:
-        VAR.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            SQLITE_PATH.with_name(SQLITE_PATH.name + suffix).unlink(missing_ok=True)
-        return f"sqlite:///{SQLITE_PATH}"
-
-    import psycopg
-    from psycopg import sql
-
-    if parts.path.lstrip("/") == DEMO_DB_NAME:
-        raise SystemExit(
-            f"DATABASE_URL names {DEMO_DB_NAME!r}, the database the demo drops and recreates; "
-            "point it at another database on the same server."
-        )
-    server_url = urlunsplit(("postgresql", *parts[1:]))
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        name = sql.Identifier(DEMO_DB_NAME)
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
-    return urlunsplit((parts.scheme, parts.netloc, f"/{DEMO_DB_NAME}", parts.query, ""))
 
 
 # --- The stack ------------------------------------------------------------------------------
@@ -154,10 +121,6 @@ class DemoStack(Stack):
 # --- The simulated browsers -----------------------------------------------------------------
 
 
-class DriveError(Exception):
-    """A page answered something a browser would not expect (the message says which)."""
-
-
 @dataclass(frozen=True)
 class Order:
     """One planned recharge: ``amount`` as typed (``"12.34"``), then pay or decline."""
@@ -179,84 +142,23 @@ def plan(config: DemoConfig) -> list[Order]:
     return orders
 
 
-class Shopper:
-    """One logged-in user with a browser session; one recharge at a time, like a person.
-
-    Every request goes on a new connection (``Connection: close``): a pooled keep-alive
-    connection that gunicorn closed while idle (its keepalive is 2 s) makes the next POST
-    fail with a connection reset before the server sees it, and a POST must not be retried
-    blindly.
-    """
+class Shopper(Browser):
+    """One logged-in demo user. The pool may hand it several orders at once; it works
+    through them one at a time, like a person (and as its session allows)."""
 
     def __init__(self, *, base_url: str, username: str, password: str):
-        self.base_url = base_url
-        self.username = username
-        self.password = password
-        self.session = requests.Session()
-        self.session.headers["Connection"] = "close"
-        self.lock = threading.Lock()
-
-    def login(self) -> None:
-        url = f"{self.base_url}/login/"
-        self._request("GET /login/", "GET", url, expect=200)
-        credentials = {"username": self.username, "password": self.password, "next": "/"}
-        response = self._request(
-            f"POST /login/ as {self.username}", "POST", url, data=credentials, expect=302
+        super().__init__(
+            base_url=base_url, username=username, password=password, timeout=HTTP_TIMEOUT
         )
-        if "/login/" in response.headers.get("Location", ""):
-            raise DriveError(f"login as {self.username} refused")
+        self.lock = threading.Lock()
 
     def recharge(self, order: Order) -> None:
         """Recharge form → cashier → pay or decline → return page. Raises DriveError."""
         with self.lock:
-            response = self._request(
-                "POST /recharges/",
-                "POST",
-                f"{self.base_url}/recharges/",
-                data={"amount": order.amount},
-                referer=f"{self.base_url}/",
-                expect=302,
-            )
-            cashier_url = response.headers["Location"]
-            if "/pay/" not in cashier_url:
-                raise DriveError(f"POST /recharges/ sent the browser to {cashier_url}")
-            self._request("GET cashier", "GET", cashier_url, expect=200)
-            action = "pay" if order.pay else "decline"
-            response = self._request(
-                f"POST cashier {action}", "POST", cashier_url, data={"action": action}, expect=302
-            )
-            self._request("GET return page", "GET", response.headers["Location"], expect=200)
-
-    def _request(
-        self, step: str, method: str, url: str, *, expect: int, data=None, referer=None
-    ) -> requests.Response:
-        """One request as a browser makes it (CSRF token and Referer on a POST, redirects
-        not followed); raises DriveError unless the status is ``expect``."""
-        headers = {}
-        if method == "POST":
-            data = {**data, "csrfmiddlewaretoken": self._csrf()}
-            headers["Referer"] = referer or url
-        try:
-            response = self.session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                allow_redirects=False,
-                timeout=HTTP_TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise DriveError(f"{step}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != expect:
-            excerpt = response.text[:200].replace("\n", " ")
-            raise DriveError(f"{step}: HTTP {response.status_code} (expected {expect}): {excerpt}")
-        return response
-
-    def _csrf(self) -> str:
-        token = self.session.cookies.get("csrftoken")
-        if not token:
-            raise DriveError("no csrftoken cookie")
-        return token
+            cashier_url = self.top_up(order.amount)
+            self.request("GET", cashier_url, expect=200, step="GET cashier")
+            return_url = self.finish(cashier_url, "pay" if order.pay else "decline")
+            self.request("GET", return_url, expect=200, step="GET return page")
 
 
 def drive(
@@ -492,7 +394,12 @@ def main() -> int:
             # A Redis of its own rather than whatever answers on 6379: a `make run` stack on
             # the same broker would take the demo's messages and the demo worker its.
             os.environ["REDIS_URL"], redis_process = start_redis(var_dir=VAR)
-        database_url = fresh_database(os.environ.get("DATABASE_URL"))
+        database_url = fresh_database(
+            os.environ.get("DATABASE_URL"),
+            name=DEMO_DB_NAME,
+            sqlite_path=SQLITE_PATH,
+            owner="the demo",
+        )
         shown = database_url.split("@")[-1]
         LOG_PATH.unlink(missing_ok=True)
         stack = DemoStack(

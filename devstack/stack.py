@@ -1,5 +1,6 @@
 """The whole stack (Redis, web, payments API, worker, beat) as one object to start and stop."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -32,7 +33,48 @@ def wait_for_port(port: int, *, timeout: float = 30, process: subprocess.Popen |
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
 
 
-class Stack:
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Send ``signum`` to the process group ``process`` leads (it was started with
+    ``start_new_session=True``); a group that is already gone is no error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group ``process`` leads, then reap ``process``."""
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+
+
+def terminate_group(process: subprocess.Popen, *, timeout: float = 15) -> None:
+    """Stop the process group ``process`` leads (honcho and its children, say): SIGTERM for a
+    warm shutdown, up to ``timeout`` seconds for ``process`` to exit, then SIGKILL for the
+    group. The SIGKILL comes even after a clean exit: a child that outlived its parent (a
+    prefork pool process, say) would otherwise be left running. Returns once ``process`` is
+    reaped; an exited ``process`` or an empty group is no error."""
+    _signal_group(process, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    kill_group(process)
+
+
+class ServerUrls:
+    """``web_url`` and ``payments_url`` of a stack whose gunicorns listen on 127.0.0.1 at
+    ``web_port`` and ``payments_port``."""
+
+    web_port: int
+    payments_port: int
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def payments_url(self) -> str:
+        return f"http://127.0.0.1:{self.payments_port}"
+
+
+class Stack(ServerUrls):
     """Redis (found or started), then the Procfile's processes under honcho.
 
     ``env`` overrides settings for every process (e.g. a compressed retry schedule);
@@ -56,14 +98,6 @@ class Stack:
         self.log_path = log_path
         self.redis_process = None
         self.honcho = None
-
-    @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    @property
-    def payments_url(self) -> str:
-        return f"http://127.0.0.1:{self.payments_port}"
 
     def environment(self) -> dict:
         """The environment every process of the stack runs with."""
@@ -110,7 +144,7 @@ class Stack:
 
     def stop(self) -> None:
         if self.honcho and self.honcho.poll() is None:
-            _terminate_group(self.honcho)
+            terminate_group(self.honcho)
         if self.redis_process and self.redis_process.poll() is None:
             self.redis_process.terminate()
             self.redis_process.wait(timeout=10)
@@ -120,15 +154,3 @@ class Stack:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-def _terminate_group(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM the process group (honcho and its children), SIGKILL what outlives ``timeout``."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
