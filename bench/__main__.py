@@ -10,18 +10,22 @@ and writes ``bench/results/<UTC timestamp>.json``, ``.md`` and ``.png``. See REA
 """
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import report
+from .cpu import CpuMeter
+from .sender import PoolConfig
 from .stack import API_KEY, BENCH_VAR, WEBHOOK_SECRET, BenchStack, drop_database, fresh_database
 
 SCENARIOS = ("sender", "receiver", "latency", "storm", "scan")
@@ -120,6 +124,21 @@ class LoadWatch:
         return {"start": self.start, "end": end, "max_1min": max(self.highest, end[0])}
 
 
+class Phases:
+    """Seconds each scenario took: ``with phases("sender"): ...``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - started, 1)
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -158,146 +177,187 @@ def database_description() -> str:
     return connection.vendor
 
 
+@dataclass
+class Context:
+    """What every scenario runner gets: the arguments, the started stack, the merchant whose
+    notifications are sent, the pool for latency and storm, the progress bar."""
+
+    args: argparse.Namespace
+    stack: BenchStack
+    app_id: str
+    pool: PoolConfig
+    bar: tqdm
+
+
+def run_sender(ctx: Context) -> dict:
+    from . import sender
+
+    fixture = sender.prepare(
+        receiver_url=ctx.stack.receiver_url, redis_url=ctx.stack.redis_url, app_id=ctx.app_id
+    )
+    configs = []
+    for config in [PoolConfig.parse(text) for text in ctx.args.pools.split(",") if text.strip()]:
+        ctx.bar.set_postfix_str(f"sender: starting a {config} worker")
+        try:
+            ctx.stack.start_worker(pool=config.pool, concurrency=config.concurrency)
+        except RuntimeError as exc:
+            configs.append(
+                {"pool": config.pool, "concurrency": config.concurrency, "error": str(exc)}
+            )
+        else:
+            configs.append(
+                sender.run_config(
+                    fixture,
+                    config,
+                    n=ctx.args.sender_n,
+                    timeout=ctx.args.timeout,
+                    progress=ctx.bar,
+                    meter=lambda: CpuMeter(ctx.stack),
+                )
+            )
+        ctx.bar.update()
+    ctx.stack.stop_worker()
+    return {"n": ctx.args.sender_n, "configs": configs}
+
+
+def run_receiver(ctx: Context) -> dict:
+    from . import receipt
+
+    result = receipt.run(
+        web_url=ctx.stack.web_url,
+        n=ctx.args.receiver_n,
+        clients=ctx.args.receiver_clients,
+        timeout=ctx.args.timeout,
+        progress=ctx.bar,
+        meter=lambda: CpuMeter(ctx.stack),
+    )
+    ctx.bar.update()
+    return result
+
+
+def run_latency(ctx: Context) -> dict:
+    from . import latency
+
+    ctx.bar.set_postfix_str(f"latency: starting a {ctx.pool} worker")
+    ctx.stack.start_worker(pool=ctx.pool.pool, concurrency=ctx.pool.concurrency)
+    result = latency.run(
+        web_url=ctx.stack.web_url,
+        redis_url=ctx.stack.redis_url,
+        app_id=ctx.app_id,
+        n=ctx.args.latency_n,
+        timeout=30,
+        progress=ctx.bar,
+    )
+    ctx.stack.stop_worker()
+    ctx.bar.update()
+    return result
+
+
+def run_storm(ctx: Context) -> dict:
+    from django.conf import settings
+
+    from . import storm
+
+    # The deployed schedule, countdown cap and sweep interval, all compressed alike (beat's
+    # resolution is 1 s), so the same steps wait where they would.
+    scale = ctx.args.storm_time_scale
+    storm_env = {
+        "NOTIFY_TIME_SCALE": scale,
+        "NOTIFY_COUNTDOWN_CAP": settings.NOTIFY_COUNTDOWN_CAP * scale,
+        "NOTIFY_SWEEP_INTERVAL": max(1.0, settings.NOTIFY_SWEEP_INTERVAL * scale),
+    }
+    return storm.run(
+        ctx.stack,
+        sizes=ctx.args.storm_sizes,
+        app_id=ctx.app_id,
+        config=ctx.pool,
+        env=storm_env,
+        timeout=ctx.args.timeout * 3,
+        progress=ctx.bar,
+        on_storm=ctx.bar.update,
+    )
+
+
+def run_scan(ctx: Context) -> dict:
+    import redis
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import account_create
+    from payments.models import Merchant
+
+    from . import scan
+
+    client = redis.Redis.from_url(ctx.stack.redis_url)
+    user = get_user_model().objects.create_user("bench-scan")
+    result = scan.run(
+        merchant=Merchant.objects.get(app_id=ctx.app_id),
+        account=account_create(user=user, currency="CNY"),
+        sizes=ctx.args.scan_sizes,
+        due=ctx.args.scan_due,
+        ticks=ctx.args.scan_ticks,
+        progress=ctx.bar,
+        # No worker runs here: drop the sweeper's messages after each tick.
+        after_tick=lambda: client.delete("notifications"),
+    )
+    ctx.bar.update()
+    return result
+
+
+RUNNERS = {
+    "sender": run_sender,
+    "receiver": run_receiver,
+    "latency": run_latency,
+    "storm": run_storm,
+    "scan": run_scan,
+}
+
+
+def step_count(args) -> int:
+    """Progress steps: one per sender pool and storm size, one per other scenario."""
+    counts = {
+        "sender": len([text for text in args.pools.split(",") if text.strip()]),
+        "storm": len(args.storm_sizes),
+    }
+    return sum(counts.get(name, 1) for name in args.only)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from .sender import PoolConfig
-
-    pools = [PoolConfig.parse(text) for text in args.pools.split(",") if text.strip()]
     started = time.perf_counter()
     load = LoadWatch()
+    phases = Phases()
     timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    steps = (
-        ("sender" in args.only) * len(pools)
-        + ("receiver" in args.only)
-        + ("latency" in args.only)
-        + ("storm" in args.only) * len(args.storm_sizes)
-        + ("scan" in args.only)
-    )
     database_url = fresh_database(os.environ.get("DATABASE_URL"))
     log_path = BENCH_VAR / "stack.log"
     log_path.unlink(missing_ok=True)
     stack = BenchStack(
         database_url=database_url,
         log_path=log_path,
-        # The notify throttle stays in the path (its Redis INCR is measured) but never limits.
+        # The notify throttle stays in the path (its Redis round trip is measured) but never
+        # limits.
         env={"ACCOUNTS_NOTIFY_THROTTLE_RATE": "100000000/min", **args.settings},
     )
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
-    bar = tqdm(total=steps + 1, desc="bench", unit="step", file=sys.stderr)
+    bar = tqdm(total=step_count(args) + 1, desc="bench", unit="step", file=sys.stderr)
     failed = False
     try:
         bar.set_postfix_str("starting the stack")
-        stack.start()
-        from .stack import django_setup
+        with phases("stack start"):
+            stack.start()
+            from .stack import django_setup
 
-        django_setup(stack.environment())
+            django_setup(stack.environment())
         bar.update()
         from payments.services import merchant_create
 
         merchant = merchant_create(name="Bench", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
-        app_id = merchant.merchant.app_id
-        chosen = PoolConfig.parse(args.pool) if args.pool else pools[0]
-
-        if "sender" in args.only:
-            from . import sender
-
-            fixture = sender.prepare(
-                receiver_url=stack.receiver_url, redis_url=stack.redis_url, app_id=app_id
-            )
-            configs = []
-            for config in pools:
-                bar.set_postfix_str(f"sender: starting a {config} worker")
-                try:
-                    stack.start_worker(pool=config.pool, concurrency=config.concurrency)
-                except RuntimeError as exc:
-                    configs.append(
-                        {"pool": config.pool, "concurrency": config.concurrency, "error": str(exc)}
-                    )
-                    bar.update()
-                    continue
-                configs.append(
-                    sender.run_config(
-                        fixture, config, n=args.sender_n, timeout=args.timeout, progress=bar
-                    )
-                )
-                bar.update()
-            stack.stop_worker()
-            results["sender"] = {"n": args.sender_n, "configs": configs}
-        results["pool_used"] = str(chosen)
-
-        if "receiver" in args.only:
-            from . import receipt
-
-            results["receiver"] = receipt.run(
-                web_url=stack.web_url,
-                n=args.receiver_n,
-                clients=args.receiver_clients,
-                timeout=args.timeout,
-                progress=bar,
-            )
-            bar.update()
-
-        if "latency" in args.only:
-            from . import latency
-
-            bar.set_postfix_str(f"latency: starting a {chosen} worker")
-            stack.start_worker(pool=chosen.pool, concurrency=chosen.concurrency)
-            results["latency"] = latency.run(
-                web_url=stack.web_url,
-                redis_url=stack.redis_url,
-                app_id=app_id,
-                n=args.latency_n,
-                timeout=30,
-                progress=bar,
-            )
-            stack.stop_worker()
-            bar.update()
-
-        if "storm" in args.only:
-            from django.conf import settings
-
-            from . import storm
-
-            # The deployed schedule, countdown cap and sweep interval, all compressed alike
-            # (beat's resolution is 1 s), so the same steps wait where they would.
-            scale = args.storm_time_scale
-            storm_env = {
-                "NOTIFY_TIME_SCALE": scale,
-                "NOTIFY_COUNTDOWN_CAP": settings.NOTIFY_COUNTDOWN_CAP * scale,
-                "NOTIFY_SWEEP_INTERVAL": max(1.0, settings.NOTIFY_SWEEP_INTERVAL * scale),
-            }
-            results["storm"] = storm.run(
-                stack,
-                sizes=args.storm_sizes,
-                app_id=app_id,
-                config=chosen,
-                env=storm_env,
-                timeout=args.timeout * 3,
-                progress=bar,
-                on_storm=bar.update,
-            )
-
-        if "scan" in args.only:
-            import redis
-            from django.contrib.auth import get_user_model
-
-            from accounts.services import account_create
-
-            from . import scan
-
-            client = redis.Redis.from_url(stack.redis_url)
-            user = get_user_model().objects.create_user("bench-scan")
-            results["scan"] = scan.run(
-                merchant=merchant.merchant,
-                account=account_create(user=user, currency="CNY"),
-                sizes=args.scan_sizes,
-                due=args.scan_due,
-                ticks=args.scan_ticks,
-                progress=bar,
-                # No worker runs here: drop the sweeper's messages after each tick.
-                after_tick=lambda: client.delete("notifications"),
-            )
-            bar.update()
+        pool = PoolConfig.parse(args.pool or args.pools.split(",")[0])
+        results["pool_used"] = str(pool)
+        ctx = Context(args=args, stack=stack, app_id=merchant.merchant.app_id, pool=pool, bar=bar)
+        for name in SCENARIOS:
+            if name in args.only:
+                with phases(name):
+                    results[name] = RUNNERS[name](ctx)
     except KeyboardInterrupt:
         print("\nbench: interrupted; stopping the stack", file=sys.stderr)
         failed = True
@@ -315,6 +375,7 @@ def main(argv=None) -> int:
     results["meta"] = {
         "timestamp": timestamp,
         "seconds": round(time.perf_counter() - started, 1),
+        "scenario_seconds": phases.seconds,
         "machine": machine(),
         "database": database,
         "redis_version": stack.redis_version,

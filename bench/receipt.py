@@ -87,7 +87,9 @@ def post_all(url: str, items: list, *, clients: int, timeout: float) -> dict:
     }
 
 
-def run(*, web_url: str, n: int, clients: int, timeout: float, progress) -> dict:
+def run(*, web_url: str, n: int, clients: int, timeout: float, progress, meter) -> dict:
+    """The three passes (bare view, applied, duplicates), each with its CPU split per request
+    (``meter()`` is a fresh ``cpu.CpuMeter``)."""
     from accounts.models import LedgerEntry
 
     tag = f"RC{uuid.uuid4().hex[:6]}"
@@ -100,7 +102,9 @@ def run(*, web_url: str, n: int, clients: int, timeout: float, progress) -> dict
         ("duplicates", "/api/accounts/notify/"),
     ):
         progress.set_postfix_str(f"receiver: {name}")
-        results[name] = post_all(web_url + path, items, clients=clients, timeout=timeout)
+        with meter() as cpu:
+            results[name] = post_all(web_url + path, items, clients=clients, timeout=timeout)
+        results[name]["cpu_ms"] = cpu.per_item(n)
     credited = LedgerEntry.objects.filter(tx_no__startswith=tag).count()
     results["ledger_credits"] = credited
     results["correct"] = (

@@ -122,7 +122,12 @@ def markdown(results: dict) -> str:
         f"{meta['machine']['memory_gib']} GiB), {meta['database']}, Redis "
         f"{meta['redis_version']}; load average {meta['load']['start'][0]:.2f} at start, "
         f"{meta['load']['max_1min']:.2f} highest 1-min during, {meta['load']['end'][0]:.2f} at "
-        f"end; {meta['seconds']:.0f} s in all.",
+        f"end; {meta['seconds']:.0f} s in all"
+        + "".join(
+            f"{'; ' if i else ' ('}{name} {seconds:.0f} s"
+            for i, (name, seconds) in enumerate(meta.get("scenario_seconds", {}).items())
+        )
+        + (")." if meta.get("scenario_seconds") else "."),
         "",
     ]
     sender = results.get("sender")
@@ -219,12 +224,46 @@ def markdown(results: dict) -> str:
                 f"| {'yes' if indexed else 'NO'} |"
             )
         lines.append("")
+    lines += cpu_table(results)
     lines += ["**Targets**", "", "| target | measured | |", "|---|--:|---|"]
     for row in results.get("targets", []):
         value = row["value"]
         shown = _fmt(value, 2) if isinstance(value, float) else _fmt(value)
         lines.append(f"| {row['target']} | {shown} | {_ok(row['met'])} |")
     return "\n".join(lines) + "\n"
+
+
+CPU_PARTS = ("driver", "web", "worker", "receiver", "postgres", "redis")
+
+
+def cpu_table(results: dict) -> list[str]:
+    """Markdown lines: milliseconds of CPU per item by process, for each contender of the
+    sender (best pool) and the receiver, from ``bench.cpu`` (empty if not measured)."""
+    rows = []
+    sender = results.get("sender")
+    best = best_sender(sender) if sender else None
+    if best:
+        pool = f"{best['pool']}:{best['concurrency']}"
+        for key, label in (("ours", "ours"), ("bare", "bare Celery task"), ("peer", "peer")):
+            rows.append((f"sender {label} ({pool}), per notification", best[key]))
+    receiver = results.get("receiver")
+    if receiver:
+        for key in ("bare", "applied", "duplicates"):
+            rows.append((f"receiver {key}, per request", receiver[key]))
+    rows = [(label, row["cpu_ms"]) for label, row in rows if "cpu_ms" in row]
+    if not rows:
+        return []
+    lines = [
+        "**Where the CPU goes** (ms of CPU per item, by process; driver is the load "
+        "generator, postgres every server process)",
+        "",
+        "| | " + " | ".join(CPU_PARTS) + " | total |",
+        "|---|" + "--:|" * (len(CPU_PARTS) + 1),
+    ]
+    for label, cpu in rows:
+        cells = [_fmt(cpu.get(part), 2) for part in (*CPU_PARTS, "total")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def chart(results: dict, path: Path) -> Path | None:

@@ -6,11 +6,13 @@ measurement and the report writer still work against the current models and serv
 
 import json
 import re
+import time
 
 import pytest
 import responses
 
 from bench import report, scan
+from bench.cpu import CpuMeter
 from payments.models import RechargeOrder
 from payments.serializers import RechargeOrderOutputSerializer
 
@@ -52,7 +54,8 @@ def test_scan_cost_runs_both_ticks_and_explains_their_queries(merchant, account,
 def test_report_writes_json_markdown_and_chart(tmp_path):
     """Given results shaped like a run's, the writer produces the three files and a table
     with every scenario and target."""
-    rate = {"n": 10, "seconds": 1.0, "fire_seconds": 0.1, "rate": 10.0, "errors": 0}
+    cpu = {"driver": 0.5, "web": 1.25, "worker": 2.0, "postgres": 1.0, "total": 4.75}
+    rate = {"n": 10, "seconds": 1.0, "fire_seconds": 0.1, "rate": 10.0, "errors": 0, "cpu_ms": cpu}
     samples = {"n": 3, "p50_ms": 2.0, "p95_ms": 3.0, "p99_ms": 3.0, "max_ms": 3.0}
     results = {
         "meta": {
@@ -62,6 +65,7 @@ def test_report_writes_json_markdown_and_chart(tmp_path):
             "database": "SQLite",
             "redis_version": "6",
             "load": {"start": (0.1, 0, 0), "end": (0.2, 0, 0), "max_1min": 0.3},
+            "scenario_seconds": {"sender": 61.4, "receiver": 12.0},
         },
         "sender": {
             "n": 10,
@@ -94,3 +98,29 @@ def test_report_writes_json_markdown_and_chart(tmp_path):
     table = paths["md"].read_text()
     for heading in ("Sender throughput", "Receiver throughput", "Latency", "Targets"):
         assert heading in table
+    assert "(sender 61 s; receiver 12 s)" in table
+    assert "Where the CPU goes" in table
+    assert (
+        "| sender ours (prefork:2), per notification | 0.50 | 1.25 | 2.00 | — | 1.00 | — " in table
+    )
+
+
+class _NoStack:
+    """A BenchStack with nothing started: only this process is measured."""
+
+    servers = worker = redis_process = None
+    web_port = payments_port = 0
+
+    def worker_processes(self):
+        return []
+
+
+def test_cpu_meter_attributes_this_process_cpu_to_the_driver():
+    """CPU burnt inside the block is counted for the driver; ms per item divides by n."""
+    with CpuMeter(_NoStack()) as meter:
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:
+            pass
+
+    assert 0.15 <= meter.seconds["driver"] < 2
+    assert meter.per_item(100)["driver"] == pytest.approx(meter.seconds["driver"] * 10, abs=0.01)

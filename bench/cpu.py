@@ -1,0 +1,100 @@
+"""Where the CPU goes: seconds of CPU (user + system) each part of the stack spent during a
+step, so a rate can be explained per item ("ms of worker CPU per notification").
+
+The parts are the benchmark stack's processes, found by command line: ``web`` and
+``payments`` (the Procfile's gunicorns, told apart by port), ``receiver`` (the minimal WSGI
+app), ``worker`` (Celery, every pool process), ``redis`` (the private Redis), ``driver`` (this
+process: the load generator) and ``postgres`` (every ``postgres`` process on the machine, so
+only meaningful on a machine where nothing else uses the server). A process that ends during
+the step loses what it spent since the first snapshot; persistent database connections keep
+that small.
+"""
+
+import os
+
+import psutil
+
+PARTS = ("driver", "web", "payments", "receiver", "worker", "postgres", "redis")
+
+
+def _cpu(process: psutil.Process) -> float | None:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _descendants(pid: int | None) -> list[psutil.Process]:
+    if pid is None:
+        return []
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def stack_processes(stack) -> dict[str, list[psutil.Process]]:
+    """``{part: [process]}`` for a started ``BenchStack`` (see PARTS)."""
+    parts: dict[str, list[psutil.Process]] = {part: [] for part in PARTS}
+    parts["driver"].append(psutil.Process(os.getpid()))
+    servers = getattr(stack.servers, "pid", None)
+    for process in _descendants(servers):
+        command = _cmdline(process)
+        if not command.startswith(("/", "gunicorn", "python")) or "gunicorn" not in command:
+            continue  # honcho's shells: their children are counted themselves
+        if "bench.receiver" in command:
+            parts["receiver"].append(process)
+        elif f":{stack.web_port}" in command:
+            parts["web"].append(process)
+        elif f":{stack.payments_port}" in command:
+            parts["payments"].append(process)
+    parts["worker"] = list(stack.worker_processes())
+    if stack.redis_process is not None:
+        parts["redis"].append(psutil.Process(stack.redis_process.pid))
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "postgres":
+            parts["postgres"].append(process)
+    return parts
+
+
+class CpuMeter:
+    """``with CpuMeter(stack) as meter: ...`` then ``meter.seconds`` is ``{part: CPU s}``."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.seconds: dict[str, float] = {}
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        snapshot = {}
+        for part, processes in stack_processes(self.stack).items():
+            times = {process.pid: _cpu(process) for process in processes}
+            snapshot[part] = {pid: spent for pid, spent in times.items() if spent is not None}
+        return snapshot
+
+    def __enter__(self) -> "CpuMeter":
+        self._start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        end = self._snapshot()
+        for part, times in end.items():
+            before = self._start.get(part, {})
+            # A process that appeared during the step (a new connection's backend, a
+            # restarted pool child) started from zero.
+            self.seconds[part] = round(
+                sum(spent - before.get(pid, 0.0) for pid, spent in times.items()), 3
+            )
+
+    def per_item(self, n: int) -> dict[str, float]:
+        """Milliseconds of CPU per item for each part, and ``total``."""
+        per = {part: round(spent * 1000 / n, 2) for part, spent in self.seconds.items()}
+        per["total"] = round(sum(self.seconds.values()) * 1000 / n, 2)
+        return per

@@ -1,0 +1,141 @@
+"""``python -m bench.profile``: where one notification's time goes, sender and receiver side.
+
+In this process, on the benchmark's own stack (fresh database, private Redis, the minimal
+receiver): N ``notification_deliver`` calls to the minimal receiver, then N notifications
+POSTed to ``/api/accounts/notify/`` through Django's test client (all applied), then the
+same N again (all duplicates). Half of each is timed (milliseconds of CPU and of wall time per
+call, printed), the other half profiled with pyinstrument, each profile written as text to
+``bench/results/<UTC timestamp>-profile-<name>.txt``. No Celery, no gunicorn: what is left is
+our code, the ORM and the database round trips, which is what the throughput scenarios'
+"Where the CPU goes" table attributes to the worker and web processes.
+"""
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .stack import API_KEY, BENCH_VAR, WEBHOOK_SECRET, BenchStack, drop_database, fresh_database
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(name: str, calls, *, directory: Path, stem: str) -> dict:
+    """Run the first half of ``calls`` timed (CPU and wall ms per call), the second half under
+    pyinstrument (which slows what it watches), its text written to
+    ``<directory>/<stem>-profile-<name>.txt``."""
+    from pyinstrument import Profiler
+
+    half = len(calls) // 2
+    cpu, wall = time.process_time(), time.perf_counter()
+    for call in calls[:half]:
+        call()
+    figures = {
+        "calls": half,
+        "cpu_ms": round((time.process_time() - cpu) * 1000 / half, 3),
+        "wall_ms": round((time.perf_counter() - wall) * 1000 / half, 3),
+    }
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for call in calls[half:]:
+        call()
+    profiler.stop()
+    path = directory / f"{stem}-profile-{name}.txt"
+    path.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    figures["profile"] = str(path)
+    return figures
+
+
+def deliveries(*, n: int, receiver_url: str, app_id: str) -> list:
+    """N due notifications to the minimal receiver; one ``notification_deliver`` call each."""
+    from django.db import transaction
+
+    from notifications.services import notification_create, notification_deliver
+
+    from .common import EVENT_TYPE, recharge_data
+
+    tag = f"PS{uuid.uuid4().hex[:6]}"
+    with transaction.atomic():
+        ids = [
+            notification_create(
+                sender_key=app_id,
+                subject=f"{tag}-{number}",
+                event_type=EVENT_TYPE,
+                target_url=f"{receiver_url}/notify/",
+                data=recharge_data(tag, number),
+            ).pk
+            for number in range(n)
+        ]
+    return [lambda pk=pk: notification_deliver(notification_id=pk) for pk in ids]
+
+
+def notify_posts(items: list[tuple[str, dict]]) -> list:
+    """One test-client POST of each pre-signed ``(body, headers)`` to the notify endpoint."""
+    from django.test import Client
+
+    client = Client()
+
+    def post(body: str, headers: dict):
+        response = client.post(
+            "/api/accounts/notify/",
+            data=body,
+            content_type="application/json",
+            **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"notify answered {response.status_code}: {response.content!r}")
+
+    return [lambda item=item: post(*item) for item in items]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("-n", type=int, default=1000, help="calls of each kind (half timed)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    database_url = fresh_database(os.environ.get("DATABASE_URL"))
+    stack = BenchStack(database_url=database_url, log_path=BENCH_VAR / "profile.log")
+    try:
+        stack.start()
+        from .stack import django_setup
+
+        # No throttle limit, as in the throughput scenario (its Redis round trip stays).
+        django_setup(stack.environment(ACCOUNTS_NOTIFY_THROTTLE_RATE="100000000/min"))
+        from payments.services import merchant_create
+
+        from .receipt import prepare
+
+        app_id = merchant_create(
+            name="Profile", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET
+        ).merchant.app_id
+        items = prepare(n=args.n, tag=f"PR{uuid.uuid4().hex[:6]}")
+        figures = {
+            "deliver": timed(
+                "deliver",
+                deliveries(n=args.n, receiver_url=stack.receiver_url, app_id=app_id),
+                directory=args.results,
+                stem=stem,
+            ),
+            "notify-applied": timed(
+                "notify-applied", notify_posts(items), directory=args.results, stem=stem
+            ),
+            "notify-duplicate": timed(
+                "notify-duplicate", notify_posts(items), directory=args.results, stem=stem
+            ),
+        }
+    finally:
+        stack.stop()
+        drop_database(database_url)
+    print("| call | CPU ms | wall ms | profile |\n|---|--:|--:|---|")
+    for name, row in figures.items():
+        print(f"| {name} | {row['cpu_ms']:.2f} | {row['wall_ms']:.2f} | {row['profile']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
