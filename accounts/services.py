@@ -2,7 +2,7 @@
 
 ``recharge_apply_result`` is the one code path that closes a recharge, whether the result
 came in a notification or from reconciliation; it is idempotent and safe under concurrency:
-the status moves by conditional UPDATE, the ledger's unique tx_no backs it up.
+the status is read and moved under a row lock, the ledger's unique tx_no backs it up.
 """
 
 import hmac
@@ -11,7 +11,7 @@ import secrets
 from collections import Counter
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -73,36 +73,45 @@ def recharge_apply_result(*, result: dict, source: str) -> str:
     Raises ``UnknownRecharge`` or ``ResultMismatch``; nothing is written then.
     """
     with transaction.atomic():
-        recharge = (
-            Recharge.objects.select_for_update()
-            .select_related("account")
-            .filter(out_trade_no=result["out_trade_no"])
-            .first()
-        )
-        if recharge is None:
-            raise UnknownRecharge(f"no recharge with out_trade_no {result['out_trade_no']}")
-        _check_agrees(recharge, result)
-        if result["status"] == Status.PENDING:
-            return "pending"
-        moved = Recharge.objects.filter(pk=recharge.pk, status=Status.PENDING).update(
-            status=result["status"],
-            tx_no=result["tx_no"],
-            closed_by=source,
-            updated_at=timezone.now(),
-        )
-        if not moved:
-            current = Recharge.objects.values_list("status", flat=True).get(pk=recharge.pk)
-            if current != result["status"]:
-                raise ResultMismatch(f"recharge is already {Status(current).label.lower()}")
-            return "duplicate"
-        if result["status"] == Status.SUCCEEDED:
-            _credit(recharge, tx_no=result["tx_no"], source=source)
+        return _apply_result(result, source)
+
+
+def _apply_result(result: dict, source: str) -> str:
+    """``recharge_apply_result`` in the caller's transaction.
+
+    The recharge row is locked (``SELECT … FOR UPDATE``; on SQLite the transaction holds the
+    write lock from its start) and its status read under that lock, so concurrent deliveries
+    and reconciliation apply a result once; the ledger's unique tx_no backs that up. Every
+    check that can raise comes before the first write, so a caller can still record a
+    rejection in the same transaction without a savepoint (bench "receiver throughput").
+    """
+    recharge = (
+        Recharge.objects.select_for_update()
+        .select_related("account")
+        .filter(out_trade_no=result["out_trade_no"])
+        .first()
+    )
+    if recharge is None:
+        raise UnknownRecharge(f"no recharge with out_trade_no {result['out_trade_no']}")
+    _check_agrees(recharge, result)
+    if result["status"] == Status.PENDING:
+        return "pending"
+    if recharge.status != Status.PENDING:
+        if recharge.status != result["status"]:
+            raise ResultMismatch(f"recharge is already {Status(recharge.status).label.lower()}")
+        return "duplicate"
+    Recharge.objects.filter(pk=recharge.pk).update(
+        status=result["status"],
+        tx_no=result["tx_no"],
+        closed_by=source,
+        updated_at=timezone.now(),
+    )
+    if result["status"] == Status.SUCCEEDED:
+        _credit(recharge, tx_no=result["tx_no"], source=source)
     return "applied"
 
 
-def notification_receive(
-    *, webhook_id: str, payload: dict, payload_sha256: str = ""
-) -> tuple[str, str]:
+def notification_receive(*, webhook_id: str, payload: dict, payload_sha256: str) -> tuple[str, str]:
     """Handle a verified notification: log its receipt, apply its ``data``.
 
     Returns ``(outcome, reason)`` with outcome one of ``InboundNotification.Outcome``.
@@ -113,17 +122,22 @@ def notification_receive(
 
     One transaction for the receipt, the result and the outcome: one commit per notification
     rather than one per statement (bench "receiver throughput"; on SQLite, one write lock).
-    A rejection is still recorded: the failed apply rolls back only to its savepoint.
+    A rejection is still recorded: the apply raises before it writes anything.
     """
     data = payload["data"]
     with transaction.atomic():
         receipt = _receipt(webhook_id, data, payload_sha256)
+        if receipt.outcome == Outcome.DUPLICATE:
+            # These very bytes were applied before and a final status never changes: the
+            # receipt already says so, and the recharge is not even read (bench "receiver
+            # throughput": a sender's retries are the common repeat).
+            return Outcome.DUPLICATE, ""
         if faults.should_refuse(webhook_id=webhook_id, deliveries=receipt.deliveries):
             return _settle(receipt, Outcome.REFUSED, "fault injection: first delivery refused")
         if faults.should_drop(webhook_id=webhook_id):
             return _settle(receipt, Outcome.DROPPED, "fault injection: dropped")
         try:
-            applied = recharge_apply_result(result=data, source=LedgerEntry.Source.NOTIFICATION)
+            applied = _apply_result(data, LedgerEntry.Source.NOTIFICATION)
         except (UnknownRecharge, ResultMismatch) as exc:
             logger.warning("rejected notification %s: %s", webhook_id, exc)
             return _settle(receipt, Outcome.REJECTED, str(exc))
@@ -228,34 +242,82 @@ def _credit(recharge: Recharge, *, tx_no: str, source: str) -> None:
 
 
 def _receipt(webhook_id: str, data: dict, payload_sha256: str) -> InboundNotification:
-    """The receipt row for ``webhook_id``, created on first sight, its delivery count bumped.
+    """The receipt row for ``webhook_id``, created on first sight, its delivery count bumped;
+    its ``outcome`` is already ``duplicate`` when these very bytes were applied before.
 
-    Race-safe: ``get_or_create`` lets the unique webhook_id decide between concurrent first
-    deliveries (the loser reads the winner's row). Raises ``WebhookIdReused`` when the row
-    was recorded with a different payload hash; the row is then left untouched.
+    Raises ``WebhookIdReused`` when the row was recorded with a different payload hash; the
+    caller's transaction then rolls the bump back.
     """
-    receipt, created = InboundNotification.objects.get_or_create(
+    now = timezone.now()
+    receipt = InboundNotification(
         webhook_id=webhook_id,
-        defaults={
-            "tx_no": str(data.get("tx_no", ""))[:40],
-            "out_trade_no": str(data.get("out_trade_no", ""))[:64],
-            "payload_sha256": payload_sha256,
-        },
+        tx_no=str(data.get("tx_no", ""))[:40],
+        out_trade_no=str(data.get("out_trade_no", ""))[:64],
+        payload_sha256=payload_sha256,
+        deliveries=1,
+        first_received_at=now,
+        last_received_at=now,
     )
-    if not created and payload_sha256:
-        if not receipt.payload_sha256:  # received before payload hashes were kept
-            InboundNotification.objects.filter(pk=receipt.pk, payload_sha256="").update(
-                payload_sha256=payload_sha256
-            )
-            receipt.refresh_from_db(fields=["payload_sha256"])
-        if not hmac.compare_digest(receipt.payload_sha256, payload_sha256):
+    receipt.pk, receipt.deliveries, recorded_sha256, receipt.outcome = _upsert_receipt(receipt)
+    if receipt.deliveries > 1:
+        if not recorded_sha256:  # received before payload hashes were kept
+            InboundNotification.objects.filter(pk=receipt.pk).update(payload_sha256=payload_sha256)
+        elif not hmac.compare_digest(recorded_sha256, payload_sha256):
             logger.warning("webhook-id %s replayed with a different payload", webhook_id)
             raise WebhookIdReused(
                 f"webhook-id {webhook_id} was already received with a different payload"
             )
-    InboundNotification.objects.filter(pk=receipt.pk).update(deliveries=F("deliveries") + 1)
-    receipt.refresh_from_db(fields=["deliveries"])
     return receipt
+
+
+RECEIPT_COLUMNS = (
+    "webhook_id",
+    "tx_no",
+    "out_trade_no",
+    "payload_sha256",
+    "deliveries",
+    "outcome",
+    "reason",
+    "first_received_at",
+    "last_received_at",
+)
+
+
+def _upsert_receipt(receipt: InboundNotification) -> tuple[int, int, str, str]:
+    """Insert ``receipt``, or count one more delivery on the existing row and, if the same
+    bytes were applied before, record this one as a duplicate: ``(pk, deliveries, recorded
+    payload hash, outcome)``.
+
+    One ``INSERT … ON CONFLICT (webhook_id) DO UPDATE … RETURNING`` (PostgreSQL; SQLite
+    3.35+): race-safe, as the unique webhook_id decides between concurrent first deliveries
+    (the second waits for the first to commit), and for a sender's retry the whole receipt
+    in one round trip, where a read, an insert under a savepoint, an update, a re-read and
+    the outcome's update were five (bench "receiver throughput").
+    """
+    meta = InboundNotification._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    fields = [meta.get_field(name) for name in RECEIPT_COLUMNS]
+    current = {name: f"{table}.{quote(name)}" for name in RECEIPT_COLUMNS}
+    applied = ", ".join(f"'{outcome}'" for outcome in (Outcome.APPLIED, Outcome.DUPLICATE))
+    sql = (
+        f"INSERT INTO {table} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote('webhook_id')}) DO UPDATE SET "
+        f"{quote('deliveries')} = {current['deliveries']} + 1, "
+        f"{quote('last_received_at')} = excluded.{quote('last_received_at')}, "
+        f"{quote('outcome')} = CASE WHEN {current['outcome']} IN ({applied}) "
+        f"AND {current['payload_sha256']} = excluded.{quote('payload_sha256')} "
+        f"THEN '{Outcome.DUPLICATE}' ELSE {current['outcome']} END "
+        f"RETURNING {quote('id')}, {quote('deliveries')}, {quote('payload_sha256')}, "
+        f"{quote('outcome')}"
+    )
+    params = [
+        field.get_db_prep_save(getattr(receipt, field.attname), connection) for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def _settle(receipt: InboundNotification, outcome: str, reason: str) -> tuple[str, str]:

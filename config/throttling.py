@@ -1,7 +1,8 @@
 """DRF throttles whose rates are Django settings, counted in the shared cache (Redis).
 
-A fixed-window counter (one atomic ``INCR`` per request) rather than DRF's default sliding
-log, which stores every request's timestamp and rewrites the whole list on each request.
+A fixed-window counter (one Redis round trip per request: ``SET NX EX`` and ``INCR`` in one
+``MULTI``) rather than DRF's default sliding log, which stores every request's timestamp and
+rewrites the whole list on each request.
 The cache is shared by every gunicorn worker (``CACHES`` on ``REDIS_URL``). When the cache
 cannot be reached the request is let through and a warning logged: an outage of the
 throttle's store must not become an outage of the API.
@@ -33,19 +34,25 @@ class SettingsRateThrottle(SimpleRateThrottle):
             return True
         now = time.time()
         window_start = int(now // self.duration) * self.duration
-        window_key = f"{key}_{window_start}"
         try:
-            self.cache.add(window_key, 0, timeout=self.duration + 1)
-            try:
-                count = self.cache.incr(window_key)
-            except ValueError:  # the key expired between add and incr
-                self.cache.add(window_key, 1, timeout=self.duration + 1)
-                count = 1
+            count = self._count(f"{key}_{window_start}")
         except Exception as exc:  # any cache failure: fail open, loudly
             logger.warning("throttle %s not applied, cache unavailable: %s", self.scope, exc)
             return True
         self.wait_seconds = max(0.0, window_start + self.duration - now)
         return count <= self.num_requests
+
+    def _count(self, window_key: str) -> int:
+        """This window's count after adding the current request."""
+        key = self.cache.make_and_validate_key(window_key)
+        # Django's RedisCache.add + incr would be three round trips (incr checks EXISTS
+        # first); its pooled client does the same in one, atomically, so the key cannot
+        # expire between creation and increment and linger without a TTL.
+        client = self.cache._cache.get_client(key, write=True)
+        pipe = client.pipeline(transaction=True)
+        pipe.set(key, 0, ex=self.duration + 1, nx=True)
+        pipe.incr(key)
+        return pipe.execute()[1]
 
     def wait(self):
         return getattr(self, "wait_seconds", None)

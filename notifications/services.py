@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -191,24 +190,39 @@ def _headers(notification: Notification, timestamp: datetime) -> dict[str, str]:
 
 def _claim(notification_id) -> Notification | None:
     """Take the next attempt of a due, pending notification: the claimed row (its
-    ``attempt_count`` is the attempt's number), or None."""
+    ``attempt_count`` is the attempt's number), or None.
+
+    One ``UPDATE … WHERE state = pending AND next_attempt_at <= now RETURNING *``
+    (PostgreSQL; SQLite 3.35+), atomic on its own: no explicit transaction, so on SQLite the
+    write lock is held for that statement only, and one round trip instead of an update and
+    a read (bench "sender throughput"). Once the row is ``sending`` nothing else changes it
+    (resend skips it; the sweeper releases it only after NOTIFY_CLAIM_TIMEOUT).
+    """
     now = timezone.now()
-    # One conditional UPDATE, atomic on its own: no explicit transaction, so on SQLite the
-    # write lock is held for that statement only (bench "sender throughput"). Once the row
-    # is ``sending`` nothing else changes it (resend skips it; the sweeper releases it only
-    # after NOTIFY_CLAIM_TIMEOUT), so reading it afterwards sees this claim.
-    claimed = Notification.objects.filter(
-        pk=notification_id, state=State.PENDING, next_attempt_at__lte=now
-    ).update(
-        state=State.SENDING,
-        claimed_at=now,
-        broker_eta=None,
-        attempt_count=F("attempt_count") + 1,
+    meta = Notification._meta
+    quote = connection.ops.quote_name
+
+    def prep(name, value):
+        return meta.get_field(name).get_db_prep_value(value, connection)
+
+    count = quote("attempt_count")
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote('state')} = %s, {quote('claimed_at')} = %s, "
+        f"{quote('broker_eta')} = NULL, {count} = {count} + 1 "
+        f"WHERE {quote('id')} = %s AND {quote('state')} = %s AND {quote('next_attempt_at')} <= %s "
+        f"RETURNING {', '.join(quote(field.column) for field in meta.concrete_fields)}"
     )
-    if not claimed:
-        return None
-    # The whole row: the attempt needs its URL, body and sender anyway.
-    return Notification.objects.get(pk=notification_id)
+    params = [
+        State.SENDING,
+        prep("claimed_at", now),
+        prep("id", notification_id),
+        State.PENDING,
+        prep("next_attempt_at", now),
+    ]
+    # raw() maps the returned columns onto a Notification, with the backend's converters
+    # (SQLite keeps UUIDs and datetimes as text).
+    claimed = list(Notification.objects.raw(sql, params))
+    return claimed[0] if claimed else None
 
 
 def _record(notification: Notification, number: int, attempt: dict) -> DeliveryOutcome:

@@ -7,42 +7,20 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from tests.conftest import WEBHOOK_SECRET, sign
+from tests.helpers import WEBHOOK_ID, notification_payload
 
 NOTIFY_URL = reverse("accounts:notify")
 OTHER_SECRET = "whsec_YW5vdGhlci1zZWNyZXQtbm90LXRydXN0ZWQtYnktYWNjb3VudHM="
-WEBHOOK_ID = "msg_0123456789abcdef0123456789abcdef"
 Status = Recharge.Status
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-@pytest.fixture
-def recharge(recharge_factory):
-    return recharge_factory(amount=1000)
-
-
-def payload(recharge, *, webhook_id=WEBHOOK_ID, status=100, **data):
-    """A notification envelope about ``recharge`` (design.md "HTTP contract")."""
-    return {
-        "id": webhook_id,
-        "type": "recharge.succeeded" if status == 100 else "recharge.failed",
-        "created_at": "2025-01-01T12:00:00+00:00",
-        "data": {
-            "tx_no": recharge.tx_no,
-            "out_trade_no": recharge.out_trade_no,
-            "account_no": recharge.account.account_no,
-            "amount": recharge.amount,
-            "currency": recharge.currency,
-            "status": status,
-            "paid_at": "2025-01-01T12:00:00+00:00" if status == 100 else None,
-            **data,
-        },
-    }
 
 
 def notify(client, body, headers):
@@ -70,7 +48,7 @@ UNCHANGED = (Status.PENDING, 0, 0)
 
 def test_valid_notification_is_applied(client, recharge):
     """A signed success: 200 "applied", the balance credited once, the receipt logged."""
-    response = send(client, payload(recharge))
+    response = send(client, notification_payload(recharge))
 
     assert response.status_code == 200
     assert response.json()["outcome"] == "applied"
@@ -86,7 +64,7 @@ def test_valid_notification_is_applied(client, recharge):
 
 def test_failed_notification_closes_without_credit(client, recharge):
     """A signed recharge.failed: 200 "applied", status 200, nothing credited."""
-    response = send(client, payload(recharge, status=200))
+    response = send(client, notification_payload(recharge, status=200))
 
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     assert state_of(recharge) == (Status.FAILED, 0, 0)
@@ -94,9 +72,9 @@ def test_failed_notification_closes_without_credit(client, recharge):
 
 def test_same_notification_again_is_a_duplicate(client, recharge):
     """A retry of an applied notification: 200 "duplicate", still one ledger entry."""
-    send(client, payload(recharge))
+    send(client, notification_payload(recharge))
 
-    response = send(client, payload(recharge))
+    response = send(client, notification_payload(recharge))
 
     assert response.status_code == 200
     assert response.json()["outcome"] == "duplicate"
@@ -105,10 +83,38 @@ def test_same_notification_again_is_a_duplicate(client, recharge):
     assert (receipt.deliveries, receipt.outcome) == (2, "duplicate")
 
 
+def test_retry_of_an_applied_notification_does_not_touch_the_recharge(client, recharge):
+    """The same bytes again after "applied": answered "duplicate" from the receipt alone,
+    without reading or locking the recharge (a sender's retries are the common repeat)."""
+    send(client, notification_payload(recharge))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = send(client, notification_payload(recharge))
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "duplicate")
+    recharge_table = Recharge._meta.db_table
+    assert not [q["sql"] for q in queries.captured_queries if recharge_table in q["sql"]]
+    assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
+
+
+def test_retry_of_a_rejected_notification_is_checked_again(client, recharge):
+    """After a rejection the same bytes are checked against the recharge again (and
+    rejected again), not taken for a duplicate."""
+    document = notification_payload(recharge, amount=999)
+    assert send(client, document).status_code == 409
+
+    response = send(client, document)
+
+    assert (response.status_code, response.json()["outcome"]) == (409, "rejected")
+    assert state_of(recharge) == UNCHANGED
+    receipt = InboundNotification.objects.get()
+    assert (receipt.deliveries, receipt.outcome) == (2, "rejected")
+
+
 def test_notify_needs_no_csrf_token(recharge):
     """The worker has no browser session: the endpoint is CSRF-exempt, the signature is
     what authenticates it."""
-    response = send(Client(enforce_csrf_checks=True), payload(recharge))
+    response = send(Client(enforce_csrf_checks=True), notification_payload(recharge))
 
     assert response.status_code == 200
 
@@ -117,7 +123,7 @@ def test_rotated_secret_is_accepted(client, recharge, settings):
     """During a rotation accounts trusts both secrets; a body signed with either applies."""
     settings.ACCOUNTS_WEBHOOK_SECRETS = [OTHER_SECRET, WEBHOOK_SECRET]
 
-    assert send(client, payload(recharge)).status_code == 200
+    assert send(client, notification_payload(recharge)).status_code == 200
     assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
 
 
@@ -241,7 +247,7 @@ REFUSED = {
 def test_untrusted_or_malformed_notification_is_400_and_changes_nothing(client, recharge, build):
     """Unsigned, forged, stale, malformed or off-contract: 400, and the balance, ledger,
     recharge status and receipt log are untouched."""
-    body, headers = build(payload(recharge))
+    body, headers = build(notification_payload(recharge))
 
     response = notify(client, body, headers)
 
@@ -266,7 +272,7 @@ def test_untrusted_or_malformed_notification_is_400_and_changes_nothing(client, 
 def test_disagreeing_notification_is_409_and_recorded_as_rejected(client, recharge, field, value):
     """Correctly signed but not matching the recharge we started: 409, never applied, and
     an InboundNotification with outcome "rejected" for staff."""
-    response = send(client, payload(recharge, **{field: value}))
+    response = send(client, notification_payload(recharge, **{field: value}))
 
     assert response.status_code == 409
     assert response.json()["outcome"] == "rejected"
@@ -279,11 +285,15 @@ def test_disagreeing_notification_is_409_and_recorded_as_rejected(client, rechar
 def test_notification_contradicting_a_final_status_is_409(client, recharge):
     """Already failed, a success notification is refused (409): no credit."""
     failed = send(
-        client, payload(recharge, status=200, webhook_id="msg_failed"), webhook_id="msg_failed"
+        client,
+        notification_payload(recharge, status=200, webhook_id="msg_failed"),
+        webhook_id="msg_failed",
     )
     assert failed.status_code == 200
 
-    response = send(client, payload(recharge, webhook_id="msg_late"), webhook_id="msg_late")
+    response = send(
+        client, notification_payload(recharge, webhook_id="msg_late"), webhook_id="msg_late"
+    )
 
     assert response.status_code == 409
     assert state_of(recharge) == (Status.FAILED, 0, 0)
@@ -298,11 +308,11 @@ def test_refuse_first_fault_answers_503_then_applies_the_retry(client, recharge,
     retry of the same notification is 200 and applied."""
     settings.ACCOUNTS_FAULT_REFUSE_FIRST = 1.0
 
-    first = send(client, payload(recharge))
+    first = send(client, notification_payload(recharge))
     assert first.status_code == 503
     assert state_of(recharge) == UNCHANGED
 
-    second = send(client, payload(recharge))
+    second = send(client, notification_payload(recharge))
     assert (second.status_code, second.json()["outcome"]) == (200, "applied")
     assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
     assert InboundNotification.objects.get().deliveries == 2
@@ -313,7 +323,7 @@ def test_drop_fault_acknowledges_without_applying(client, recharge, settings):
     only reconciliation can recover it."""
     settings.ACCOUNTS_FAULT_DROP = 1.0
 
-    response = send(client, payload(recharge))
+    response = send(client, notification_payload(recharge))
 
     assert (response.status_code, response.json()["outcome"]) == (200, "dropped")
     assert state_of(recharge) == UNCHANGED
