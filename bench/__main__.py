@@ -62,9 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument(
         "--storm-sizes",
         type=sizes,
-        default=[1_000, 4_000],
-        help="notifications per storm, smallest and largest compared (the issue's 1000,20000 "
-        "takes about 8 minutes more here)",
+        default=[1_000, 20_000],
+        help="notifications per storm, smallest and largest compared",
     )
     group.add_argument(
         "--storm-time-scale",
