@@ -15,11 +15,11 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from . import http, selectors, signing
 from .models import DeliveryAttempt, Notification
 from .retry import schedule_from_settings
+from .secrets import sender_secrets
 
 logger = logging.getLogger(__name__)
 State = Notification.State
@@ -179,11 +179,10 @@ def _enqueue_on_commit(notification_id) -> None:
 
 
 def _headers(notification: Notification, timestamp: datetime) -> dict[str, str]:
-    secrets = import_string(settings.NOTIFY_SECRET_RESOLVER)(notification.sender_key)
     return signing.signed_headers(
         webhook_id=notification.webhook_id,
         body=notification.body,
-        secrets=secrets,
+        secrets=sender_secrets(notification.sender_key),
         timestamp=timestamp,
     )
 

@@ -250,6 +250,9 @@ NOTIFY_READ_TIMEOUT = env.float("NOTIFY_READ_TIMEOUT", default=10)
 NOTIFY_RESPONSE_EXCERPT_BYTES = 1024
 # Dotted path to ``f(sender_key) -> list[str]`` giving the whsec_ secrets to sign with.
 NOTIFY_SECRET_RESOLVER = "payments.selectors.merchant_webhook_secrets"
+# Seconds a worker process reuses the resolver's answer (notifications/secrets.py); 0: ask
+# on every attempt.
+NOTIFY_SECRET_CACHE_SECONDS = env.float("NOTIFY_SECRET_CACHE_SECONDS", default=10)
 # SSRF guard (notifications/netguard.py): notifications are never sent to loopback, private,
 # link-local, multicast or cloud-metadata addresses, except to these CIDRs. The development
 # default lets the local demo notify itself on loopback; production refuses such ranges.
