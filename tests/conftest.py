@@ -1,11 +1,13 @@
 """Shared fixtures: merchants, users with accounts, and signed notification bodies."""
 
 import itertools
+import uuid
 from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import Recharge
@@ -128,3 +130,13 @@ def fast_password_hashing(settings):
     """MD5 instead of PBKDF2 for users made in-process by unit tests (not autouse: a user
     created for a separate server process must keep a hash that server accepts)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def fresh_throttles(settings):
+    """Throttle counters of this test only: a key prefix no other test (or run) uses."""
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+    }
+    yield
+    cache.close()

@@ -1,7 +1,5 @@
 """The fixed-window throttle's counter in Redis (config/throttling.py)."""
 
-import uuid
-
 import pytest
 from django.core.cache import cache
 from rest_framework.request import Request
@@ -9,16 +7,7 @@ from rest_framework.test import APIRequestFactory
 
 from config.throttling import NotifyThrottle
 
-
-@pytest.fixture
-def own_prefix(settings):
-    """Counters under a key prefix of this test only."""
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
-    }
-    yield
-    cache.clear()
-    cache.close()
+pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
 
 def request_from(address: str) -> Request:
@@ -28,7 +17,7 @@ def request_from(address: str) -> Request:
 NOW = 1_800_000_030.5  # a fixed clock: the window (starting at 1_800_000_000) cannot turn
 
 
-def test_each_request_counts_once_and_the_window_key_expires(settings, own_prefix, monkeypatch):
+def test_each_request_counts_once_and_the_window_key_expires(settings, monkeypatch):
     """The count is the number of requests in the window, and its key always carries a TTL
     (created with its expiry, so it cannot outlive its window)."""
     monkeypatch.setattr("config.throttling.time.time", lambda: NOW)
@@ -45,7 +34,7 @@ def test_each_request_counts_once_and_the_window_key_expires(settings, own_prefi
     assert 0 < client.ttl(key) <= 61
 
 
-def test_addresses_are_counted_apart(settings, own_prefix, monkeypatch):
+def test_addresses_are_counted_apart(settings, monkeypatch):
     monkeypatch.setattr("config.throttling.time.time", lambda: NOW)
     settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "1/min"
     throttle = NotifyThrottle()

@@ -3,10 +3,8 @@ snapshot of everything a refused request must leave unchanged."""
 
 import ipaddress
 import socket
-import uuid
 
 import pytest
-from django.core.cache import cache
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from notifications import netguard
@@ -64,16 +62,6 @@ def no_outside_connections(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     yield attempts
     assert not attempts, f"connections attempted outside loopback: {attempts}"
-
-
-@pytest.fixture
-def fresh_throttles(settings):
-    """Throttle counters of this test only: a key prefix no other test (or run) uses."""
-    settings.CACHES = {
-        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
-    }
-    yield
-    cache.close()
 
 
 def db_state() -> dict:
