@@ -88,8 +88,10 @@ def post_all(url: str, items: list, *, clients: int, timeout: float) -> dict:
 
 
 def run(*, web_url: str, n: int, clients: int, timeout: float, progress, meter) -> dict:
-    """The three passes (bare view, applied, duplicates), each with its CPU split per request
-    (``meter()`` is a fresh ``cpu.CpuMeter``)."""
+    """The passes, each with its CPU split per request (``meter()`` is a fresh
+    ``cpu.CpuMeter``): the bare view, applied, duplicates, the bare view again. The bare
+    view's rate is the mean of its two passes, which bracket ours: a single pass varied by
+    a third between runs on this shared machine."""
     from accounts.models import LedgerEntry
 
     tag = f"RC{uuid.uuid4().hex[:6]}"
@@ -100,6 +102,7 @@ def run(*, web_url: str, n: int, clients: int, timeout: float, progress, meter) 
         ("bare", "/bench/bare/"),
         ("applied", "/api/accounts/notify/"),
         ("duplicates", "/api/accounts/notify/"),
+        ("bare_after", "/bench/bare/"),
     ):
         progress.set_postfix_str(f"receiver: {name}")
         with meter() as cpu:
@@ -112,7 +115,9 @@ def run(*, web_url: str, n: int, clients: int, timeout: float, progress, meter) 
         and results["applied"]["outcomes"] == {"200 applied": n}
         and results["duplicates"]["outcomes"] == {"200 duplicate": n}
     )
-    bare = results["bare"]["rate"]
+    bare = (results["bare"]["rate"] + results["bare_after"]["rate"]) / 2
+    results["bare"]["passes"] = [results["bare"]["rate"], results["bare_after"]["rate"]]
+    results["bare"]["rate"] = round(bare, 1)
     results["ratios"] = {
         "applied": round(results["applied"]["rate"] / bare, 3),
         "duplicates": round(results["duplicates"]["rate"] / bare, 3),

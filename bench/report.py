@@ -156,7 +156,9 @@ def markdown(results: dict) -> str:
     if receiver:
         lines += [
             f"**2. Receiver throughput**, {receiver['n']:,} signed notifications, "
-            f"{receiver['clients']} concurrent clients (requests/s)",
+            f"{receiver['clients']} concurrent clients (requests/s; the bare view's is the mean "
+            f"of a pass before ours and one after: "
+            f"{' and '.join(_fmt(rate) for rate in receiver['bare'].get('passes', []))})",
             "",
             "| applied | duplicates | bare Django view | applied/bare | duplicates/bare "
             "| books correct |",
