@@ -1,6 +1,7 @@
 """The Celery application; its settings live in Django settings under the ``CELERY_`` prefix."""
 
 import os
+import sys
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
@@ -18,8 +19,23 @@ def close_old_database_connections(task=None, **kwargs) -> None:
     """What Django does around each request, around each task: drop a connection that is
     past ``CONN_MAX_AGE``, errored or (next use) fails its health check, keep the others
     (settings ``CELERY_DB_REUSE_MAX``). Not for a task run eagerly, inside its caller's
-    transaction (as Celery's own fixup)."""
-    from django.db import close_old_connections
+    transaction (as Celery's own fixup). Under gevent or eventlet every task runs in a new
+    greenlet whose connection no later task can reuse, so it is closed at once (kept, they
+    piled up to PostgreSQL's "too many clients": bench, pool gevent:32)."""
+    from django.db import close_old_connections, connections
 
-    if not getattr(getattr(task, "request", None), "is_eager", False):
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    if _greenlets():
+        connections.close_all()
+    else:
         close_old_connections()
+
+
+def _greenlets() -> bool:
+    """Whether this worker's threads are greenlets (``--pool gevent`` or ``eventlet``)."""
+    gevent = sys.modules.get("gevent.monkey")
+    if gevent is not None and gevent.is_module_patched("threading"):
+        return True
+    eventlet = sys.modules.get("eventlet.patcher")
+    return eventlet is not None and eventlet.is_monkey_patched("thread")
