@@ -21,6 +21,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from accounts.tasks import reconcile_pending
+from devstack.browser import Browser
 from devstack.redis import free_port
 from notifications.models import Notification
 from notifications.services import notification_resend
@@ -38,49 +39,27 @@ Source = LedgerEntry.Source
 # --- Helpers --------------------------------------------------------------------------------
 
 
-class Browser:
-    """A person at a browser: a cookie jar, the CSRF token from its cookie, no JavaScript.
-
-    Redirects are not followed, so each step can check where it leads."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.http = requests.Session()
-
-    def submit(self, url: str, data: dict) -> requests.Response:
-        """POST a form the way a browser would, with the CSRF token."""
-        data = {**data, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]}
-        return self.http.post(url, data=data, allow_redirects=False, timeout=HTTP_TIMEOUT)
-
-    def log_in(self, username: str, password: str) -> None:
-        self.http.get(f"{self.base_url}/login/", timeout=HTTP_TIMEOUT).raise_for_status()
-        response = self.submit(
-            f"{self.base_url}/login/", {"username": username, "password": password}
-        )
-        assert response.status_code == 302, response.text[:1000]
-
-    def recharge(self, amount: str) -> str:
-        """Submit the top-up form; returns the cashier URL accounts sends the browser to."""
-        response = self.submit(f"{self.base_url}/recharges/", {"amount": amount})
-        assert response.status_code == 302, response.text[:1000]
-        return response.headers["Location"]
-
-    def pay(self, cashier_url: str) -> str:
-        """Open the cashier and press Pay; returns the merchant's return URL."""
-        page = self.http.get(cashier_url, timeout=HTTP_TIMEOUT)
-        assert page.status_code == 200 and "Pay" in page.text, page.text[:1000]
-        response = self.submit(cashier_url, {"action": "pay"})
-        assert response.status_code == 302, response.text[:1000]
-        return response.headers["Location"]
+def browser_at_cashier(stack, customer, amount: str = AMOUNT_TEXT) -> tuple[Browser, str]:
+    """Log in as ``customer`` and submit the top-up form: the browser, and the cashier URL it
+    was sent to, whose page offers Pay."""
+    browser = Browser(
+        base_url=stack.web_url,
+        username=customer.username,
+        password=customer.password,
+        timeout=HTTP_TIMEOUT,
+    )
+    browser.login()
+    cashier_url = browser.top_up(amount)
+    assert cashier_url.startswith(f"{stack.web_url}/pay/"), cashier_url
+    page = browser.request("GET", cashier_url, expect=200)
+    assert "Pay" in page.text, page.text[:1000]
+    return browser, cashier_url
 
 
 def top_up_and_pay(stack, customer, amount: str = AMOUNT_TEXT) -> Recharge:
     """Log in, top up ``amount`` and pay: the recharge accounts started, now paid."""
-    browser = Browser(stack.web_url)
-    browser.log_in(customer.username, customer.password)
-    cashier_url = browser.recharge(amount)
-    assert cashier_url.startswith(f"{stack.web_url}/pay/"), cashier_url
-    browser.pay(cashier_url)
+    browser, cashier_url = browser_at_cashier(stack, customer, amount)
+    browser.finish(cashier_url, "pay")
     recharge = Recharge.objects.get(account=customer.account)
     assert cashier_url == recharge.cashier_url
     assert RechargeOrder.objects.get(tx_no=recharge.tx_no).status == RechargeOrder.Status.SUCCEEDED
@@ -256,10 +235,8 @@ def test_happy_path_credits_the_account_once(start_stack, customer):
     its first attempt (one attempt row, 200), accounts applies it (receipt "applied", one
     delivery) and credits 1234 minor units exactly once; the return page shows success."""
     stack = start_stack()
-    browser = Browser(stack.web_url)
-    browser.log_in(customer.username, customer.password)
-    cashier_url = browser.recharge(AMOUNT_TEXT)
-    return_url = browser.pay(cashier_url)
+    browser, cashier_url = browser_at_cashier(stack, customer)
+    return_url = browser.finish(cashier_url, "pay")
 
     recharge = Recharge.objects.get(account=customer.account)
     assert (recharge.amount, recharge.currency) == (AMOUNT, "CNY")
@@ -278,9 +255,9 @@ def test_happy_path_credits_the_account_once(start_stack, customer):
     ]
     receipt = InboundNotification.objects.get(webhook_id=notification.webhook_id)
     assert (receipt.tx_no, receipt.deliveries, receipt.outcome) == (recharge.tx_no, 1, "applied")
-    page = browser.http.get(return_url, timeout=HTTP_TIMEOUT)
-    assert page.status_code == 200 and "Succeeded" in page.text
-    home = browser.http.get(f"{stack.web_url}/", timeout=HTTP_TIMEOUT)
+    page = browser.request("GET", return_url, expect=200)
+    assert "Succeeded" in page.text
+    home = browser.request("GET", "/", expect=200)
     assert "12.34 CNY" in home.text
 
 
