@@ -114,6 +114,117 @@ def evaluate(results: dict) -> list[dict]:
     return rows
 
 
+def _sender_lines(sender: dict) -> list[str]:
+    """Scenario 1's table: rates and ratios per pool."""
+    lines = [
+        f"**1. Sender throughput**, {sender['n']:,} notifications due at once "
+        "(notifications/s; ratios are ours ÷ baseline)",
+        "",
+        "| pool:concurrency | ours | (a) bare Celery task | (b) thread pool, no Celery "
+        "| (c) django-webhook | ours/(a) | ours/(b) | ours/(c) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    best = best_sender(sender)
+    for config in sender["configs"]:
+        name = f"{config['pool']}:{config['concurrency']}"
+        if config is best:
+            name = f"**{name}** (best)"
+        cells = [
+            _fmt(config[key].get("rate")) if "rate" in config[key] else "failed"
+            for key in ("ours", "bare", "threads", "peer")
+        ]
+        ratios = [_fmt(config["ratios"][key], 2) for key in ("bare", "threads", "peer")]
+        lines.append(f"| {name} | " + " | ".join(cells + ratios) + " |")
+    lines.append("")
+    return lines
+
+
+def _receiver_lines(receiver: dict) -> list[str]:
+    """Scenario 2's table."""
+    lines = [
+        f"**2. Receiver throughput**, {receiver['n']:,} signed notifications, "
+        f"{receiver['clients']} concurrent clients (requests/s; the bare view's is the mean "
+        f"of a pass before ours and one after: "
+        f"{' and '.join(_fmt(rate) for rate in receiver['bare'].get('passes', []))})",
+        "",
+        "| applied | duplicates | bare Django view | applied/bare | duplicates/bare "
+        "| books correct |",
+        "|--:|--:|--:|--:|--:|---|",
+        f"| {_fmt(receiver['applied']['rate'])} | {_fmt(receiver['duplicates']['rate'])} "
+        f"| {_fmt(receiver['bare']['rate'])} | {_fmt(receiver['ratios']['applied'], 2)} "
+        f"| {_fmt(receiver['ratios']['duplicates'], 2)} "
+        f"| {'yes' if receiver['correct'] else 'NO'} |",
+        "",
+    ]
+    return lines
+
+
+def _latency_lines(latency: dict) -> list[str]:
+    """Scenario 3's table: ours and the floor."""
+    lines = [
+        f"**3. Latency**, one order at a time, {latency['ours']['n']:,} orders (ms)",
+        "",
+        "| | p50 | p95 | p99 | max |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for key, label in (
+        ("ours", "payment commit → ledger credit"),
+        ("floor", "empty Celery task, send → start"),
+    ):
+        row = latency[key]
+        lines.append(
+            f"| {label} | {_fmt(row['p50_ms'])} | {_fmt(row['p95_ms'])} "
+            f"| {_fmt(row['p99_ms'])} | {_fmt(row['max_ms'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _storm_lines(storm: dict) -> list[str]:
+    """Scenario 5's table: one row per storm."""
+    lines = [
+        f"**5. Retry storm**, receiver answers 503, after {storm['rounds']} attempts each "
+        f"(worker {storm['pool']})",
+        "",
+        "| notifications | attempts | attempts/s | worker RSS idle → peak (MiB) "
+        "| Redis used_memory idle → end, peak (MiB) | messages in broker at end |",
+        "|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in storm["storms"]:
+        lines.append(
+            f"| {row['n']:,} | {row['attempts']:,} | {_fmt(row['attempts_per_second'])} "
+            f"| {_fmt(row['worker_rss_idle_mib'])} → {_fmt(row['worker_rss_peak_mib'])} "
+            f"| {_fmt(row['redis_used_idle_mib'], 2)} → {_fmt(row['redis_used_end_mib'], 2)}"
+            f", {_fmt(row['redis_used_peak_mib'], 2)} | {row['messages_in_broker_at_end']:,} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _scan_lines(scan: dict) -> list[str]:
+    """Scenario 4's table: one row per table size."""
+    lines = [
+        f"**4. Scan cost**, {scan['due']} due rows at every size (ms per tick, median of "
+        f"{scan['ticks']}; queries alone in the last columns)",
+        "",
+        "| rows per table | load (s) | sweeper tick | reconciliation tick | sweep queries "
+        "| reconcile query | plans use indexes |",
+        "|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for step in scan["steps"]:
+        queries = step["query_ms"]
+        sweep_q = queries["sweep: due"] + queries["sweep: orphaned"]
+        indexed = all(plan["uses_index"] for plan in step["plans"].values())
+        lines.append(
+            f"| {step['size']:,} | {_fmt(step['load_seconds'])} "
+            f"| {_fmt(step['sweep_tick_ms'])} | {_fmt(step['reconcile_tick_ms'])} "
+            f"| {_fmt(sweep_q, 2)} | {_fmt(queries['reconcile: pending'], 2)} "
+            f"| {'yes' if indexed else 'NO'} |"
+        )
+    lines.append("")
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The tables for people: one per scenario, then the targets."""
     meta = results["meta"]
@@ -130,102 +241,15 @@ def markdown(results: dict) -> str:
         + (")." if meta.get("scenario_seconds") else "."),
         "",
     ]
-    sender = results.get("sender")
-    if sender:
-        lines += [
-            f"**1. Sender throughput**, {sender['n']:,} notifications due at once "
-            "(notifications/s; ratios are ours ÷ baseline)",
-            "",
-            "| pool:concurrency | ours | (a) bare Celery task | (b) thread pool, no Celery "
-            "| (c) django-webhook | ours/(a) | ours/(b) | ours/(c) |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|",
-        ]
-        best = best_sender(sender)
-        for config in sender["configs"]:
-            name = f"{config['pool']}:{config['concurrency']}"
-            if config is best:
-                name = f"**{name}** (best)"
-            cells = [
-                _fmt(config[key].get("rate")) if "rate" in config[key] else "failed"
-                for key in ("ours", "bare", "threads", "peer")
-            ]
-            ratios = [_fmt(config["ratios"][key], 2) for key in ("bare", "threads", "peer")]
-            lines.append(f"| {name} | " + " | ".join(cells + ratios) + " |")
-        lines.append("")
-    receiver = results.get("receiver")
-    if receiver:
-        lines += [
-            f"**2. Receiver throughput**, {receiver['n']:,} signed notifications, "
-            f"{receiver['clients']} concurrent clients (requests/s; the bare view's is the mean "
-            f"of a pass before ours and one after: "
-            f"{' and '.join(_fmt(rate) for rate in receiver['bare'].get('passes', []))})",
-            "",
-            "| applied | duplicates | bare Django view | applied/bare | duplicates/bare "
-            "| books correct |",
-            "|--:|--:|--:|--:|--:|---|",
-            f"| {_fmt(receiver['applied']['rate'])} | {_fmt(receiver['duplicates']['rate'])} "
-            f"| {_fmt(receiver['bare']['rate'])} | {_fmt(receiver['ratios']['applied'], 2)} "
-            f"| {_fmt(receiver['ratios']['duplicates'], 2)} "
-            f"| {'yes' if receiver['correct'] else 'NO'} |",
-            "",
-        ]
-    latency = results.get("latency")
-    if latency:
-        lines += [
-            f"**3. Latency**, one order at a time, {latency['ours']['n']:,} orders (ms)",
-            "",
-            "| | p50 | p95 | p99 | max |",
-            "|---|--:|--:|--:|--:|",
-        ]
-        for key, label in (
-            ("ours", "payment commit → ledger credit"),
-            ("floor", "empty Celery task, send → start"),
-        ):
-            row = latency[key]
-            lines.append(
-                f"| {label} | {_fmt(row['p50_ms'])} | {_fmt(row['p95_ms'])} "
-                f"| {_fmt(row['p99_ms'])} | {_fmt(row['max_ms'])} |"
-            )
-        lines.append("")
-    storm = results.get("storm")
-    if storm:
-        lines += [
-            f"**5. Retry storm**, receiver answers 503, after {storm['rounds']} attempts each "
-            f"(worker {storm['pool']})",
-            "",
-            "| notifications | attempts | attempts/s | worker RSS idle → peak (MiB) "
-            "| Redis used_memory idle → end, peak (MiB) | messages in broker at end |",
-            "|--:|--:|--:|--:|--:|--:|",
-        ]
-        for row in storm["storms"]:
-            lines.append(
-                f"| {row['n']:,} | {row['attempts']:,} | {_fmt(row['attempts_per_second'])} "
-                f"| {_fmt(row['worker_rss_idle_mib'])} → {_fmt(row['worker_rss_peak_mib'])} "
-                f"| {_fmt(row['redis_used_idle_mib'], 2)} → {_fmt(row['redis_used_end_mib'], 2)}"
-                f", {_fmt(row['redis_used_peak_mib'], 2)} | {row['messages_in_broker_at_end']:,} |"
-            )
-        lines.append("")
-    scan = results.get("scan")
-    if scan:
-        lines += [
-            f"**4. Scan cost**, {scan['due']} due rows at every size (ms per tick, median of "
-            f"{scan['ticks']}; queries alone in the last columns)",
-            "",
-            "| rows per table | load (s) | sweeper tick | reconciliation tick | sweep queries "
-            "| reconcile query | plans use indexes |",
-            "|--:|--:|--:|--:|--:|--:|---|",
-        ]
-        for step in scan["steps"]:
-            queries = step["query_ms"]
-            sweep_q = queries["sweep: due"] + queries["sweep: orphaned"]
-            indexed = all(plan["uses_index"] for plan in step["plans"].values())
-            lines.append(
-                f"| {step['size']:,} | {_fmt(step['load_seconds'])} "
-                f"| {_fmt(step['sweep_tick_ms'])} | {_fmt(step['reconcile_tick_ms'])} "
-                f"| {_fmt(sweep_q, 2)} | {_fmt(queries['reconcile: pending'], 2)} "
-                f"| {'yes' if indexed else 'NO'} |"
-            )
-        lines.append("")
+    for name, section in (
+        ("sender", _sender_lines),
+        ("receiver", _receiver_lines),
+        ("latency", _latency_lines),
+        ("storm", _storm_lines),
+        ("scan", _scan_lines),
+    ):
+        if results.get(name):
+            lines += section(results[name])
     lines += cpu_table(results)
     lines += ["**Targets**", "", "| target | measured | |", "|---|--:|---|"]
     for row in results.get("targets", []):
