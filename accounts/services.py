@@ -94,6 +94,10 @@ def _apply_result(result: dict, source: str) -> str:
     if recharge is None:
         raise UnknownRecharge(f"no recharge with out_trade_no {result['out_trade_no']}")
     _check_agrees(recharge, result)
+    if not recharge.tx_no and Recharge.objects.filter(tx_no=result["tx_no"]).exists():
+        # Ours has no tx_no yet (its create call never returned): the one offered must not
+        # be another recharge's, or the status update would fail on the unique tx_no.
+        raise ResultMismatch(f"tx_no {result['tx_no']!r} belongs to another recharge")
     if result["status"] == Status.PENDING:
         return "pending"
     if recharge.status != Status.PENDING:
@@ -141,6 +145,8 @@ def notification_receive(*, webhook_id: str, payload: dict, payload_sha256: str)
         except (UnknownRecharge, ResultMismatch) as exc:
             logger.warning("rejected notification %s: %s", webhook_id, exc)
             return _settle(receipt, Outcome.REJECTED, str(exc))
+        if applied == "pending":  # payments notifies final statuses only
+            return _settle(receipt, Outcome.REJECTED, "status is not final")
         outcome = Outcome.APPLIED if applied == "applied" else Outcome.DUPLICATE
         return _settle(receipt, outcome, "")
 
@@ -259,14 +265,15 @@ def _receipt(webhook_id: str, data: dict, payload_sha256: str) -> InboundNotific
         last_received_at=now,
     )
     receipt.pk, receipt.deliveries, recorded_sha256, receipt.outcome = _upsert_receipt(receipt)
-    if receipt.deliveries > 1:
-        if not recorded_sha256:  # received before payload hashes were kept
-            InboundNotification.objects.filter(pk=receipt.pk).update(payload_sha256=payload_sha256)
-        elif not hmac.compare_digest(recorded_sha256, payload_sha256):
-            logger.warning("webhook-id %s replayed with a different payload", webhook_id)
-            raise WebhookIdReused(
-                f"webhook-id {webhook_id} was already received with a different payload"
-            )
+    # Compared whatever the delivery count: a row an older version recorded without counting
+    # its delivery (deliveries 0) must not let another payload through.
+    if not recorded_sha256:  # received before payload hashes were kept
+        InboundNotification.objects.filter(pk=receipt.pk).update(payload_sha256=payload_sha256)
+    elif not hmac.compare_digest(recorded_sha256, payload_sha256):
+        logger.warning("webhook-id %s replayed with a different payload", webhook_id)
+        raise WebhookIdReused(
+            f"webhook-id {webhook_id} was already received with a different payload"
+        )
     return receipt
 
 

@@ -12,6 +12,8 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
@@ -44,11 +46,19 @@ class SettingsRateThrottle(SimpleRateThrottle):
 
     def _count(self, window_key: str) -> int:
         """This window's count after adding the current request."""
-        key = self.cache.make_and_validate_key(window_key)
-        # Django's RedisCache.add + incr would be three round trips (incr checks EXISTS
-        # first); its pooled client does the same in one, atomically, so the key cannot
-        # expire between creation and increment and linger without a TTL.
-        client = self.cache._cache.get_client(key, write=True)
+        backend = caches[DEFAULT_CACHE_ALIAS]
+        if not isinstance(backend, RedisCache):  # any other backend: its own add + incr
+            backend.add(window_key, 0, timeout=self.duration + 1)
+            try:
+                return backend.incr(window_key)
+            except ValueError:  # the key expired between add and incr
+                backend.add(window_key, 1, timeout=self.duration + 1)
+                return 1
+        key = backend.make_and_validate_key(window_key)
+        # RedisCache.add + incr would be three round trips (incr checks EXISTS first); its
+        # pooled client does the same in one, atomically, so the key cannot expire between
+        # creation and increment and linger without a TTL.
+        client = backend._cache.get_client(key, write=True)
         pipe = client.pipeline(transaction=True)
         pipe.set(key, 0, ex=self.duration + 1, nx=True)
         pipe.incr(key)

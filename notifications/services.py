@@ -220,7 +220,7 @@ def _claim(notification_id) -> Notification | None:
     ]
     # raw() maps the returned columns onto a Notification, with the backend's converters
     # (SQLite keeps UUIDs and datetimes as text).
-    claimed = list(Notification.objects.raw(sql, params))
+    claimed = list(Notification.objects.raw(sql, params, using=connection.alias))
     return claimed[0] if claimed else None
 
 

@@ -300,6 +300,44 @@ def test_notification_contradicting_a_final_status_is_409(client, recharge):
     assert InboundNotification.objects.get(webhook_id="msg_late").outcome == "rejected"
 
 
+def test_tx_no_of_another_recharge_is_409_and_recorded(client, recharge_factory):
+    """Our recharge has no tx_no yet (its create call never returned); a notification giving
+    it another recharge's tx_no is rejected and recorded, not a 500 on the unique tx_no."""
+    other = recharge_factory(amount=1000)
+    ours = recharge_factory(amount=1000, tx_no=None)
+
+    response = send(client, notification_payload(ours, tx_no=other.tx_no))
+
+    assert (response.status_code, response.json()["outcome"]) == (409, "rejected")
+    assert "belongs to another recharge" in response.json()["detail"]
+    assert state_of(ours) == UNCHANGED
+    assert InboundNotification.objects.get().outcome == "rejected"
+
+
+def test_pending_status_is_409_not_final(client, recharge):
+    """Payments notifies final statuses only: a notification saying "pending" is rejected
+    and recorded as such (not taken for a duplicate)."""
+    response = send(client, notification_payload(recharge, status=0))
+
+    assert (response.status_code, response.json()["outcome"]) == (409, "rejected")
+    assert response.json()["detail"] == "status is not final"
+    assert state_of(recharge) == UNCHANGED
+
+
+def test_receipt_left_uncounted_still_refuses_another_payload(client, recharge):
+    """A receipt row recorded with a payload hash but no delivery counted (an older version
+    wrote the two apart): another payload under its webhook-id is still refused, unapplied."""
+    InboundNotification.objects.create(webhook_id=WEBHOOK_ID, payload_sha256="d" * 64, deliveries=0)
+
+    response = send(client, notification_payload(recharge))
+
+    assert response.status_code == 409
+    assert "different payload" in response.json()["detail"]
+    assert state_of(recharge) == UNCHANGED
+    receipt = InboundNotification.objects.get()
+    assert (receipt.deliveries, receipt.payload_sha256) == (0, "d" * 64)
+
+
 # --- fault injection ----------------------------------------------------------------------
 
 

@@ -42,3 +42,17 @@ def test_addresses_are_counted_apart(settings, monkeypatch):
     assert throttle.allow_request(request_from("192.0.2.1"), view=None)
     assert throttle.allow_request(request_from("192.0.2.2"), view=None)
     assert not throttle.allow_request(request_from("192.0.2.1"), view=None)
+
+
+def test_any_cache_backend_still_counts(settings, monkeypatch):
+    """On a cache other than Django's RedisCache (here LocMem) the throttle falls back to
+    the backend's own add + incr and still limits."""
+    monkeypatch.setattr("config.throttling.time.time", lambda: NOW)
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "2/min"
+    throttle = NotifyThrottle()
+    request = request_from("192.0.2.9")
+
+    allowed = [throttle.allow_request(request, view=None) for _ in range(3)]
+
+    assert allowed == [True, True, False]

@@ -5,9 +5,11 @@ Grouped by concern. Every value can be overridden by an environment variable of 
 fake and ``config.settings.production`` refuses them.
 """
 
+import sqlite3
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -80,6 +82,9 @@ LOGOUT_REDIRECT_URL = "login"
 # SQLite by default so `make run` needs nothing installed; DATABASE_URL selects PostgreSQL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The claim and the receipt are single UPDATE/INSERT … RETURNING statements.
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise ImproperlyConfigured(f"SQLite 3.35+ is needed, this is {sqlite3.sqlite_version}")
     DATABASES["default"]["OPTIONS"] = {
         # Web, worker and beat are separate processes writing one file: WAL lets readers
         # proceed during a write, IMMEDIATE takes the write lock at BEGIN so two writers

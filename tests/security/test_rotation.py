@@ -258,3 +258,18 @@ def test_without_default_hosts_onboarding_requires_them(db, settings):
     with pytest.raises(CommandError, match="at least one allowed host is required"):
         call_command("create_merchant", "Shop", stdout=StringIO())
     assert not Merchant.objects.exists()
+
+
+def test_roll_webhook_secret_command_with_zero_overlap_says_when_the_old_one_stops(
+    merchant, settings
+):
+    """A zero overlap: the command says the old secret stops signing once every worker has
+    asked again, NOTIFY_SECRET_CACHE_SECONDS at most, not that it stopped already."""
+    settings.NOTIFY_SECRET_CACHE_SECONDS = 10
+    out = StringIO()
+
+    call_command("roll_webhook_secret", merchant.app_id, overlap=0, stdout=out)
+
+    assert "The old secret stops signing within NOTIFY_SECRET_CACHE_SECONDS (10 s)" in (
+        out.getvalue()
+    )

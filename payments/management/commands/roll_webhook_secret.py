@@ -37,5 +37,8 @@ class Command(BaseCommand):
             until = merchant.previous_secret_expires_at.isoformat(timespec="seconds")
             self.stdout.write(f"The old secret also signs every notification until {until}.")
         else:
-            self.stdout.write("The old secret no longer signs anything.")
+            self.stdout.write(
+                "The old secret stops signing within NOTIFY_SECRET_CACHE_SECONDS "
+                f"({settings.NOTIFY_SECRET_CACHE_SECONDS:g} s), when every worker has asked again."
+            )
         self.stdout.write("Store the new secret now: it is not shown again.")
