@@ -83,14 +83,8 @@ def run_ours(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
                 data=recharge_data(tag, number),
             )
     fired = time.perf_counter()
-    done = wait_until(
-        # The broker first: a Redis call, where a COUNT over the outbox every 50 ms cost
-        # PostgreSQL more CPU than the deliveries being measured; rows are counted only once
-        # every message has been acknowledged.
-        lambda: broker_idle(fixture.redis, "notifications") and delivered.count() >= before + n,
-        timeout=timeout,
-        interval=0.05,
-        what=f"{n} notifications delivered",
+    done = _wait_idle_then_count(
+        fixture, "notifications", delivered, before + n, timeout, f"{n} notifications delivered"
     )
     failed = Notification.objects.filter(subject__startswith=f"{tag}-", attempt_count__gt=1)
     result = _result(n, committed[0], fired, done, errors=failed.count())
@@ -163,11 +157,8 @@ def run_peer(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
         for number in range(n):
             PeerEvent.objects.create(data=recharge_data(tag, number))
     fired = time.perf_counter()
-    done = wait_until(
-        lambda: broker_idle(fixture.redis, "bench") and succeeded.count() >= before_ok + n,
-        timeout=timeout,
-        interval=0.05,
-        what=f"{n} django-webhook events succeeded",
+    done = _wait_idle_then_count(
+        fixture, "bench", succeeded, before_ok + n, timeout, f"{n} django-webhook events succeeded"
     )
     attempts = WebhookEvent.objects.count() - before_all
     return _result(n, started, fired, done, errors=attempts - n)
@@ -212,6 +203,19 @@ def _run_one(fixture: Fixture, name: str, config: PoolConfig, **kwargs) -> dict:
     if name == "threads":
         return run_threads(fixture, concurrency=config.concurrency, **kwargs)
     return run_peer(fixture, **kwargs)
+
+
+def _wait_idle_then_count(fixture: Fixture, queue: str, rows, target: int, timeout, what) -> float:
+    """When ``queue`` is empty with nothing unacknowledged and ``rows`` counts ``target``.
+
+    The broker is asked first (a Redis call) and the rows counted only once it is idle, so
+    the driver's polling every 50 ms does not load the database being measured."""
+    return wait_until(
+        lambda: broker_idle(fixture.redis, queue) and rows.count() >= target,
+        timeout=timeout,
+        interval=0.05,
+        what=what,
+    )
 
 
 def _signed_body(tag: str, number: int) -> tuple[str, str]:
