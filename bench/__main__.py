@@ -36,6 +36,11 @@ def sizes(text: str) -> list[int]:
     return [int(float(part)) for part in text.replace("_", "").split(",") if part.strip()]
 
 
+def pool_configs(text: str) -> list[PoolConfig]:
+    """``--pools`` as PoolConfigs: ``"prefork:4,threads:8"`` → two."""
+    return [PoolConfig.parse(part) for part in text.split(",") if part.strip()]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -47,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--pools",
         default="prefork:4,threads:8",
         help="worker pool:concurrency configurations to try, comma-separated (gevent:32 works "
-        "but costs ~3x the CPU per task here; add it when time allows)",
+        "but delivered a tenth of prefork:4's rate here; add it when time allows)",
     )
     group = parser.add_argument_group("2. receiver throughput")
     group.add_argument("--receiver-n", type=int, default=2000)
@@ -195,7 +200,7 @@ def run_sender(ctx: Context) -> dict:
         receiver_url=ctx.stack.receiver_url, redis_url=ctx.stack.redis_url, app_id=ctx.app_id
     )
     configs = []
-    for config in [PoolConfig.parse(text) for text in ctx.args.pools.split(",") if text.strip()]:
+    for config in pool_configs(ctx.args.pools):
         ctx.bar.set_postfix_str(f"sender: starting a {config} worker")
         try:
             ctx.stack.start_worker(pool=config.pool, concurrency=config.concurrency)
@@ -314,7 +319,7 @@ RUNNERS = {
 def step_count(args) -> int:
     """Progress steps: one per sender pool and storm size, one per other scenario."""
     counts = {
-        "sender": len([text for text in args.pools.split(",") if text.strip()]),
+        "sender": len(pool_configs(args.pools)),
         "storm": len(args.storm_sizes),
     }
     return sum(counts.get(name, 1) for name in args.only)
@@ -350,7 +355,7 @@ def main(argv=None) -> int:
         from payments.services import merchant_create
 
         merchant = merchant_create(name="Bench", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
-        pool = PoolConfig.parse(args.pool or args.pools.split(",")[0])
+        pool = PoolConfig.parse(args.pool) if args.pool else pool_configs(args.pools)[0]
         results["pool_used"] = str(pool)
         ctx = Context(args=args, stack=stack, app_id=merchant.merchant.app_id, pool=pool, bar=bar)
         for name in SCENARIOS:
