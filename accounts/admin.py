@@ -10,9 +10,8 @@ from collections import Counter
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from config.admin import ReadOnlyAdminMixin
-from config.money import format_minor
-from config.staff_log import staff_action_log
+from core.admin import ReadOnlyAdminMixin, staff_action_log
+from core.money import format_minor
 
 from . import selectors, services
 from .models import Account, InboundNotification, LedgerEntry, Recharge

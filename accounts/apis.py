@@ -9,19 +9,17 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.throttling import NotifyThrottle
+from payments.contract import RechargeNotificationSerializer
 
 from . import services
 from .models import InboundNotification
-from .serializers import NotificationInputSerializer
+from .throttling import NotifyThrottle
 from .webhooks import InvalidNotification, notification_verify
 
 Outcome = InboundNotification.Outcome
 HTTP_STATUS = {
     Outcome.APPLIED: status.HTTP_200_OK,
     Outcome.DUPLICATE: status.HTTP_200_OK,
-    Outcome.DROPPED: status.HTTP_200_OK,
-    Outcome.REFUSED: status.HTTP_503_SERVICE_UNAVAILABLE,
     Outcome.REJECTED: status.HTTP_409_CONFLICT,
 }
 
@@ -79,7 +77,7 @@ class NotifyApi(APIView):
         operation_id="notify_receive",
         summary="Receive a signed recharge notification (Standard Webhooks)",
         parameters=WEBHOOK_HEADERS,
-        request=NotificationInputSerializer,
+        request=RechargeNotificationSerializer,
         responses={
             200: OpenApiResponse(NotifyResultSerializer, description="Applied or duplicate."),
             400: OpenApiResponse(description="Unsigned, forged, stale, malformed or off-contract."),
@@ -91,7 +89,6 @@ class NotifyApi(APIView):
             413: OpenApiResponse(NotifyErrorSerializer, description="Body too large."),
             415: OpenApiResponse(NotifyErrorSerializer, description="Not application/json."),
             429: OpenApiResponse(NotifyErrorSerializer, description="Throttled."),
-            503: OpenApiResponse(NotifyResultSerializer, description="Fault injection only."),
         },
     )
     def post(self, request):
@@ -104,7 +101,7 @@ class NotifyApi(APIView):
             payload = notification_verify(body=body, headers=dict(request.headers))
         except InvalidNotification as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        serializer = NotificationInputSerializer(data=payload)
+        serializer = RechargeNotificationSerializer(data=payload)
         serializer.is_valid(raise_exception=True)
         webhook_id = request.headers["webhook-id"]
         if serializer.validated_data["id"] != webhook_id:

@@ -1,6 +1,6 @@
 from django import forms
 
-from config.money import parse_major
+from core.money import parse_major
 
 
 class RechargeForm(forms.Form):

@@ -7,6 +7,8 @@ unique constraint is the last line of defence behind the conditional status upda
 from django.conf import settings
 from django.db import models
 
+from payments.contract import RechargeStatus
+
 
 class Account(models.Model):
     """A user's balance in one currency; changed only through ``LedgerEntry`` rows."""
@@ -47,10 +49,7 @@ class LedgerEntry(models.Model):
 class Recharge(models.Model):
     """A recharge this side asked payments for; status moves 0→100 or 0→200 only."""
 
-    class Status(models.IntegerChoices):
-        PENDING = 0, "Pending"
-        SUCCEEDED = 100, "Succeeded"
-        FAILED = 200, "Failed"
+    Status = RechargeStatus
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="recharges")
     out_trade_no = models.CharField(max_length=64, unique=True)
@@ -83,8 +82,6 @@ class InboundNotification(models.Model):
         APPLIED = "applied", "Applied"
         DUPLICATE = "duplicate", "Duplicate (already applied)"
         REJECTED = "rejected", "Rejected (disagrees with our recharge)"
-        REFUSED = "refused", "Refused (fault injection)"
-        DROPPED = "dropped", "Dropped (fault injection)"
 
     webhook_id = models.CharField(max_length=64, unique=True)
     payload_sha256 = models.CharField(

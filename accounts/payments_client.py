@@ -17,8 +17,9 @@ class PaymentsApiError(Exception):
 class PaymentsClient:
     """``POST /api/payments/recharges/`` and ``GET /api/payments/recharges/{tx_no}/``.
 
-    Orders come back as dicts in the shape of design.md's merchant API (amount in minor
-    units). One instance keeps one connection pool; create one per request or batch.
+    Orders come back as dicts in the shape of payments' merchant API (docs/notifications.md,
+    "The query interface"; amount in minor units). One instance keeps one connection pool;
+    create one per request or batch.
     """
 
     def __init__(self, *, base_url: str, api_key: str, timeout: float):

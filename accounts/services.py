@@ -16,7 +16,6 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from . import faults
 from .models import Account, InboundNotification, LedgerEntry, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
 from .selectors import recharges_to_reconcile
@@ -136,10 +135,6 @@ def notification_receive(*, webhook_id: str, payload: dict, payload_sha256: str)
             # receipt already says so, and the recharge is not even read (bench "receiver
             # throughput": a sender's retries are the common repeat).
             return Outcome.DUPLICATE, ""
-        if faults.should_refuse(webhook_id=webhook_id, deliveries=receipt.deliveries):
-            return _settle(receipt, Outcome.REFUSED, "fault injection: first delivery refused")
-        if faults.should_drop(webhook_id=webhook_id):
-            return _settle(receipt, Outcome.DROPPED, "fault injection: dropped")
         try:
             applied = _apply_result(data, LedgerEntry.Source.NOTIFICATION)
         except (UnknownRecharge, ResultMismatch) as exc:

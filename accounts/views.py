@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from config.money import format_minor
+from core.money import format_minor
 
 from . import selectors, services
 from .forms import RechargeForm

@@ -37,9 +37,10 @@ from django.utils import timezone
 
 from accounts.models import Account, LedgerEntry, Recharge
 from notifications.models import Notification
+from payments.contract import RechargeStatus
 from payments.models import RechargeOrder
 
-SUCCEEDED, PENDING = 100, 0
+SUCCEEDED, PENDING = RechargeStatus.SUCCEEDED, RechargeStatus.PENDING
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ scenario. With the project's one-hour visibility timeout the scan finds nothing 
 """
 
 from config.settings import *  # noqa: F403
-from config.settings.base import CELERY_BROKER_TRANSPORT_OPTIONS, env
+from config.settings.celery import CELERY_BROKER_TRANSPORT_OPTIONS
+from config.settings.env import env
 
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,

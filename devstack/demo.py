@@ -359,7 +359,7 @@ def table(headers: tuple, rows: list, align: str) -> str:
 
 
 def account_rows(report) -> list[tuple]:
-    from config.money import format_minor
+    from core.money import format_minor
 
     return [
         (

@@ -6,8 +6,7 @@ calls. Generic like the rest of this app: it knows subjects, not what they are.
 
 from django.contrib import admin, messages
 
-from config.admin import ReadOnlyAdminMixin
-from config.staff_log import staff_action_log
+from core.admin import ReadOnlyAdminMixin, staff_action_log
 
 from . import services
 from .models import DeliveryAttempt, Notification

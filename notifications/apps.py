@@ -1,12 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = "Notifications (outbox)"
-
-    def ready(self):
-        from . import signals
-
-        post_migrate.connect(signals.sync_periodic_tasks, sender=self)

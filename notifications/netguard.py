@@ -17,7 +17,7 @@ import socket
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from django.conf import settings
+from .conf import notify_settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -42,7 +42,7 @@ def _networks(cidrs: tuple[str, ...]) -> tuple:
 
 def allowed_networks() -> tuple:
     """``NOTIFY_ALLOWED_NETWORKS`` parsed (read at call time, so tests can change it)."""
-    return _networks(tuple(settings.NOTIFY_ALLOWED_NETWORKS))
+    return _networks(tuple(notify_settings.ALLOWED_NETWORKS))
 
 
 def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:

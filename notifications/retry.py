@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
+from .conf import notify_settings
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -76,18 +76,18 @@ class RetrySchedule:
 
 def schedule_from_settings() -> RetrySchedule:
     """The schedule the settings name. Raises ``ValueError`` on a malformed ladder."""
-    name = settings.NOTIFY_RETRY_SCHEDULE.strip()
+    name = notify_settings.RETRY_SCHEDULE.strip()
     if name == "exponential":
         delays, window = exponential_ladder(base=15, factor=2, cap=4 * 3600, retries=14), 86400
     else:
         ladder = WECHAT_LADDER if name == "wechat" else name
         delays = tuple(parse_duration(step) for step in ladder.split(","))
         window = 27 * 3600 if name == "wechat" else None
-    if settings.NOTIFY_RETRY_WINDOW is not None:
-        window = settings.NOTIFY_RETRY_WINDOW
+    if notify_settings.RETRY_WINDOW is not None:
+        window = notify_settings.RETRY_WINDOW
     return RetrySchedule(
         delays=delays,
         window=window,
-        jitter=settings.NOTIFY_RETRY_JITTER,
-        scale=settings.NOTIFY_TIME_SCALE,
+        jitter=notify_settings.RETRY_JITTER,
+        scale=notify_settings.TIME_SCALE,
     )

@@ -2,9 +2,9 @@
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db.models import Q, QuerySet, Subquery
 
+from .conf import notify_settings
 from .models import Notification
 
 
@@ -15,7 +15,7 @@ def notifications_due(*, now: datetime) -> QuerySet:
     seconds ago (Redis flushed or restarted empty, the on-commit enqueue never happened).
     Ordered oldest-due first; uses the (state, next_attempt_at) index.
     """
-    lost_before = now - timedelta(seconds=settings.NOTIFY_REQUEUE_AFTER)
+    lost_before = now - timedelta(seconds=notify_settings.REQUEUE_AFTER)
     return Notification.objects.filter(
         Q(broker_eta__isnull=True) | Q(broker_eta__lte=lost_before),
         state=Notification.State.PENDING,
@@ -26,7 +26,7 @@ def notifications_due(*, now: datetime) -> QuerySet:
 def notifications_orphaned(*, now: datetime) -> QuerySet:
     """Attempts claimed more than ``NOTIFY_CLAIM_TIMEOUT`` seconds ago and never finished:
     the worker that claimed them died."""
-    claimed_before = now - timedelta(seconds=settings.NOTIFY_CLAIM_TIMEOUT)
+    claimed_before = now - timedelta(seconds=notify_settings.CLAIM_TIMEOUT)
     return Notification.objects.filter(
         state=Notification.State.SENDING, claimed_at__lte=claimed_before
     )

@@ -6,17 +6,17 @@ recorded under a guard on the attempt number, so a claim that was given up on ca
 overwrite a newer one.
 """
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from . import http, selectors, signing
+from .conf import notify_settings
+from .envelope import envelope_body
 from .models import DeliveryAttempt, Notification
 from .retry import schedule_from_settings
 from .secrets import sender_secrets
@@ -44,7 +44,7 @@ def notification_create(
     """Record a notification in the caller's transaction (the outbox) and enqueue its first
     attempt once that transaction commits.
 
-    The body is frozen here: ``{"id", "type", "created_at", "data"}`` as compact JSON, sent
+    The body is frozen here, ``data`` in the envelope (``notifications.envelope``), and sent
     unchanged on every attempt. ``data`` must be JSON-serialisable (money as int minor units).
     """
     now = timezone.now()
@@ -60,8 +60,9 @@ def notification_create(
         # it is sent, the sweeper re-sends once NOTIFY_REQUEUE_AFTER has passed.
         broker_eta=now,
     )
-    envelope = {"id": notification.webhook_id, "type": event_type, "created_at": now.isoformat()}
-    notification.body = json.dumps({**envelope, "data": data}, separators=(",", ":"))
+    notification.body = envelope_body(
+        webhook_id=notification.webhook_id, event_type=event_type, created_at=now, data=data
+    )
     notification.save(force_insert=True)
     _enqueue_on_commit(notification.pk)
     return notification
@@ -76,6 +77,7 @@ def notification_deliver(*, notification_id) -> DeliveryOutcome:
     """
     notification = _claim(notification_id)
     if notification is None:
+        _warn_if_unknown(notification_id)
         return DeliveryOutcome(attempted=False)
     number = notification.attempt_count
     started_at = timezone.now()
@@ -83,8 +85,8 @@ def notification_deliver(*, notification_id) -> DeliveryOutcome:
         notification.target_url,
         body=notification.body.encode(),
         headers=_headers(notification, started_at),
-        timeout=(settings.NOTIFY_CONNECT_TIMEOUT, settings.NOTIFY_READ_TIMEOUT),
-        excerpt_bytes=settings.NOTIFY_RESPONSE_EXCERPT_BYTES,
+        timeout=(notify_settings.CONNECT_TIMEOUT, notify_settings.READ_TIMEOUT),
+        excerpt_bytes=notify_settings.RESPONSE_EXCERPT_BYTES,
     )
     attempt = {
         "started_at": started_at,
@@ -109,9 +111,9 @@ def notifications_sweep() -> dict:
     """
     now = timezone.now()
     released = 0
-    for notification in selectors.notifications_orphaned(now=now)[: settings.NOTIFY_SWEEP_BATCH]:
+    for notification in selectors.notifications_orphaned(now=now)[: notify_settings.SWEEP_BATCH]:
         released += _release_orphan(notification, now)
-    room = settings.NOTIFY_SWEEP_BATCH - _queued_deliveries()
+    room = notify_settings.SWEEP_BATCH - _queued_deliveries()
     if room <= 0:
         return {"released": released, "enqueued": 0}
     with transaction.atomic():
@@ -162,6 +164,19 @@ def _queued_deliveries() -> int:
     except Exception as exc:  # broker down: the enqueue below is robust anyway
         logger.warning("sweep: cannot read the deliveries queue length: %s", exc)
         return 0
+
+
+def _warn_if_unknown(notification_id) -> None:
+    """Say loudly when a delivery names a notification this database does not have: nothing
+    here ever deletes an undelivered one, so the message came from another deployment sharing
+    the broker, whose own notification now waits for its sweeper."""
+    if not Notification.objects.filter(pk=notification_id).exists():
+        logger.error(
+            "delivery task for notification %s, which this database does not have: another "
+            "deployment's message? Give each deployment its own DEPLOYMENT_NAMESPACE "
+            "(README 'Scaling out').",
+            notification_id,
+        )
 
 
 def _enqueue_on_commit(notification_id) -> None:
@@ -261,7 +276,7 @@ def _next_state(notification: Notification, number: int, succeeded: bool, now) -
     )
     if due is None:
         return {"state": State.EXHAUSTED, "claimed_at": None}
-    short = (due - now).total_seconds() <= settings.NOTIFY_COUNTDOWN_CAP
+    short = (due - now).total_seconds() <= notify_settings.COUNTDOWN_CAP
     return {
         "state": State.PENDING,
         "next_attempt_at": due,

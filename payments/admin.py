@@ -10,9 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin import ReadOnlyAdminMixin
-from config.money import format_minor
-from config.staff_log import staff_action_log
+from core.admin import ReadOnlyAdminMixin, staff_action_log
+from core.money import format_minor
 from notifications.selectors import notifications_for_subject
 
 from . import selectors, services

@@ -8,11 +8,10 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.throttling import RechargeCreateThrottle
-
 from . import selectors, services
 from .authentication import MerchantApiKeyAuthentication
 from .serializers import RechargeCreateInputSerializer, RechargeOrderOutputSerializer
+from .throttling import RechargeCreateThrottle
 
 
 class Conflict(APIException):

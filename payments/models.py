@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from .contract import RechargeStatus
+
 
 class Merchant(models.Model):
     """A party that creates orders through the API and receives notifications.
@@ -42,10 +44,7 @@ class Merchant(models.Model):
 class RechargeOrder(models.Model):
     """A top-up order; ``status`` only ever moves 0→100 or 0→200 (conditional updates)."""
 
-    class Status(models.IntegerChoices):
-        PENDING = 0, "Pending"
-        SUCCEEDED = 100, "Succeeded"
-        FAILED = 200, "Failed"
+    Status = RechargeStatus
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="orders")
     out_trade_no = models.CharField(max_length=64, help_text="The merchant's order number.")

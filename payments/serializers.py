@@ -4,9 +4,9 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from config.money import MinorUnitsField
+from core.money import MinorUnitsField
 
-from .models import RechargeOrder
+from .contract import RechargeResultSerializer
 from .selectors import merchant_url_refusal
 
 
@@ -72,24 +72,14 @@ class RechargeCreateInputSerializer(serializers.Serializer):
         return value
 
 
-class RechargeOrderOutputSerializer(serializers.ModelSerializer):
-    cashier_url = serializers.SerializerMethodField()
+class RechargeOrderOutputSerializer(RechargeResultSerializer):
+    """An order as the merchant API answers it: the recharge result a notification carries
+    (``payments.contract``), plus the order's URLs, its creation time and the cashier URL."""
 
-    class Meta:
-        model = RechargeOrder
-        fields = [
-            "tx_no",
-            "out_trade_no",
-            "account_no",
-            "amount",
-            "currency",
-            "status",
-            "notify_url",
-            "return_url",
-            "created_at",
-            "paid_at",
-            "cashier_url",
-        ]
+    notify_url = serializers.URLField()
+    return_url = serializers.URLField()
+    created_at = serializers.DateTimeField()
+    cashier_url = serializers.SerializerMethodField()
 
     def get_cashier_url(self, order) -> str:
         path = reverse("payments:cashier", kwargs={"tx_no": order.tx_no})

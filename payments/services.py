@@ -19,12 +19,12 @@ from django.utils import timezone
 from notifications.selectors import notifications_for_subject
 from notifications.services import notification_create, notification_resend
 
+from .contract import EVENT_TYPES, RechargeStatus, recharge_result
 from .models import Merchant, RechargeOrder
 from .selectors import api_key_hash, recharge_order_stale_tx_nos
 
 logger = logging.getLogger(__name__)
-Status = RechargeOrder.Status
-EVENT_TYPES = {Status.SUCCEEDED: "recharge.succeeded", Status.FAILED: "recharge.failed"}
+Status = RechargeStatus
 
 
 class OrderConflict(Exception):
@@ -214,19 +214,6 @@ def recharge_orders_expire_stale(*, limit: int = 500) -> int:
     return sum(_finish(tx_no=tx_no, status=Status.FAILED, reason="expired")[1] for tx_no in stale)
 
 
-def notification_data(order: RechargeOrder) -> dict:
-    """The ``data`` object of a recharge notification (design.md, "HTTP contract")."""
-    return {
-        "tx_no": order.tx_no,
-        "out_trade_no": order.out_trade_no,
-        "account_no": order.account_no,
-        "amount": order.amount,
-        "currency": order.currency,
-        "status": order.status,
-        "paid_at": order.paid_at.isoformat() if order.paid_at else None,
-    }
-
-
 def _finish(*, tx_no: str, status: Status, reason: str) -> tuple[RechargeOrder, bool]:
     """Move a pending order to ``status`` and write its notification, atomically.
 
@@ -249,7 +236,7 @@ def _finish(*, tx_no: str, status: Status, reason: str) -> tuple[RechargeOrder, 
                 subject=order.tx_no,
                 event_type=EVENT_TYPES[status],
                 target_url=order.notify_url,
-                data=notification_data(order),
+                data=recharge_result(order),
             )
     return order, bool(moved)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-import config.converters  # noqa: F401 - registers the "token" path converter
+import core.converters  # noqa: F401 - registers the "token" path converter
 
 from . import apis, views
 

@@ -4,7 +4,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from config.money import format_minor
+from core.money import format_minor
 
 from . import services
 from .models import RechargeOrder

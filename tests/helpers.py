@@ -2,12 +2,18 @@
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection
 
+from notifications.envelope import envelope
+from payments.contract import EVENT_TYPES, recharge_result
+
 # The Standard Webhooks id the notification tests sign their bodies with.
 WEBHOOK_ID = "msg_0123456789abcdef0123456789abcdef"
+SENT_AT = datetime(2025, 1, 1, 12, tzinfo=UTC)
 
 
 def order_request(**overrides) -> dict:
@@ -38,20 +44,17 @@ def recharge_fields(recharge) -> dict:
 
 
 def notification_payload(recharge, *, webhook_id=WEBHOOK_ID, status=100, **data) -> dict:
-    """The notification envelope payments sends about ``recharge`` (design.md "HTTP
-    contract"): succeeded for ``status`` 100, failed otherwise; ``data`` replaces or adds
-    fields of its ``data`` object."""
-    return {
-        "id": webhook_id,
-        "type": "recharge.succeeded" if status == 100 else "recharge.failed",
-        "created_at": "2025-01-01T12:00:00+00:00",
-        "data": {
-            **recharge_fields(recharge),
-            "status": status,
-            "paid_at": "2025-01-01T12:00:00+00:00" if status == 100 else None,
-            **data,
-        },
-    }
+    """The notification envelope payments sends about ``recharge`` (docs/notifications.md):
+    succeeded for ``status`` 100, failed otherwise; ``data`` replaces or adds fields of its
+    ``data`` object."""
+    paid_at = SENT_AT if status == 100 else None
+    result = {**recharge_fields(recharge), "status": status, "paid_at": paid_at}
+    return envelope(
+        webhook_id=webhook_id,
+        event_type=EVENT_TYPES[100 if status == 100 else 200],
+        created_at=SENT_AT,
+        data={**recharge_result(SimpleNamespace(**result)), **data},
+    )
 
 
 def run_concurrently(action: Callable[[], Any], *, threads: int, timeout: float = 120) -> list:

@@ -19,7 +19,7 @@ from django_celery_beat.models import (
 )
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
-from config.beat import periodic_task_ensure
+from core.beat import periodic_task_ensure
 from notifications.models import DeliveryAttempt, Notification
 from payments.models import Merchant, RechargeOrder
 from payments.services import recharge_order_create, recharge_order_decline, recharge_order_pay

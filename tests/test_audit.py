@@ -9,8 +9,8 @@ from accounts.models import Account, LedgerEntry, Recharge
 from accounts.services import recharge_apply_result
 from audit.checks import DoubleCredit, audit, audit_snapshot, snapshot_read
 from notifications.models import Notification
+from payments.contract import recharge_result
 from payments.services import (
-    notification_data,
     recharge_order_create,
     recharge_order_decline,
     recharge_order_pay,
@@ -44,14 +44,14 @@ def _order(merchant, account, *, amount: int, number: int):
 def _paid_and_applied(merchant, account, *, amount: int, number: int):
     """An order paid at payments and its result applied by accounts, as a notification does."""
     order = recharge_order_pay(tx_no=_order(merchant, account, amount=amount, number=number).tx_no)
-    recharge_apply_result(result=notification_data(order), source=LedgerEntry.Source.NOTIFICATION)
+    recharge_apply_result(result=recharge_result(order), source=LedgerEntry.Source.NOTIFICATION)
     return order
 
 
 def _declined_and_applied(merchant, account, *, amount: int, number: int):
     order = _order(merchant, account, amount=amount, number=number)
     order = recharge_order_decline(tx_no=order.tx_no)
-    recharge_apply_result(result=notification_data(order), source=LedgerEntry.Source.NOTIFICATION)
+    recharge_apply_result(result=recharge_result(order), source=LedgerEntry.Source.NOTIFICATION)
     return order
 
 

@@ -3,7 +3,7 @@
 import pytest
 from rest_framework import serializers
 
-from config.money import MinorUnitsField, format_minor, minor_exponent, parse_major
+from core.money import MinorUnitsField, format_minor, minor_exponent, parse_major
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,7 @@ def test_create_freezes_the_signed_envelope(make_notification):
     assert json.loads(notification.body) == {
         "id": notification.webhook_id,
         "type": "recharge.succeeded",
-        "created_at": notification.created_at.isoformat(),
+        "created_at": notification.created_at.isoformat().replace("+00:00", "Z"),
         "data": DATA,
     }
     assert notification.webhook_id == f"msg_{notification.pk.hex}"

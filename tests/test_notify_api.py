@@ -338,36 +338,6 @@ def test_receipt_left_uncounted_still_refuses_another_payload(client, recharge):
     assert (receipt.deliveries, receipt.payload_sha256) == (0, "d" * 64)
 
 
-# --- fault injection ----------------------------------------------------------------------
-
-
-def test_refuse_first_fault_answers_503_then_applies_the_retry(client, recharge, settings):
-    """ACCOUNTS_FAULT_REFUSE_FIRST=1.0: the first delivery is 503 and applies nothing; the
-    retry of the same notification is 200 and applied."""
-    settings.ACCOUNTS_FAULT_REFUSE_FIRST = 1.0
-
-    first = send(client, notification_payload(recharge))
-    assert first.status_code == 503
-    assert state_of(recharge) == UNCHANGED
-
-    second = send(client, notification_payload(recharge))
-    assert (second.status_code, second.json()["outcome"]) == (200, "applied")
-    assert state_of(recharge) == (Status.SUCCEEDED, 1000, 1)
-    assert InboundNotification.objects.get().deliveries == 2
-
-
-def test_drop_fault_acknowledges_without_applying(client, recharge, settings):
-    """ACCOUNTS_FAULT_DROP=1.0: 200 (the sender stops retrying) but nothing is applied;
-    only reconciliation can recover it."""
-    settings.ACCOUNTS_FAULT_DROP = 1.0
-
-    response = send(client, notification_payload(recharge))
-
-    assert (response.status_code, response.json()["outcome"]) == (200, "dropped")
-    assert state_of(recharge) == UNCHANGED
-    assert InboundNotification.objects.get().outcome == "dropped"
-
-
 def test_get_is_405(client, db):
     """The endpoint only takes POST."""
     assert client.get(NOTIFY_URL).status_code == 405

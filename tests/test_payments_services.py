@@ -147,7 +147,7 @@ def test_pay_moves_0_to_100_and_writes_one_succeeded_notification(merchant, orde
         "amount": 1234,
         "currency": "CNY",
         "status": 100,
-        "paid_at": paid.paid_at.isoformat(),
+        "paid_at": paid.paid_at.isoformat().replace("+00:00", "Z"),
     }
     assert type(body["data"]["amount"]) is int
 

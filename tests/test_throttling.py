@@ -5,7 +5,7 @@ from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from config.throttling import NotifyThrottle
+from accounts.throttling import NotifyThrottle
 
 pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
@@ -20,7 +20,7 @@ NOW = 1_800_000_030.5  # a fixed clock: the window (starting at 1_800_000_000) c
 def test_each_request_counts_once_and_the_window_key_expires(settings, monkeypatch):
     """The count is the number of requests in the window, and its key always carries a TTL
     (created with its expiry, so it cannot outlive its window)."""
-    monkeypatch.setattr("config.throttling.time.time", lambda: NOW)
+    monkeypatch.setattr("core.throttling.time.time", lambda: NOW)
     settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "3/min"
     throttle = NotifyThrottle()
     request = request_from("192.0.2.7")
@@ -35,7 +35,7 @@ def test_each_request_counts_once_and_the_window_key_expires(settings, monkeypat
 
 
 def test_addresses_are_counted_apart(settings, monkeypatch):
-    monkeypatch.setattr("config.throttling.time.time", lambda: NOW)
+    monkeypatch.setattr("core.throttling.time.time", lambda: NOW)
     settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "1/min"
     throttle = NotifyThrottle()
 
@@ -47,7 +47,7 @@ def test_addresses_are_counted_apart(settings, monkeypatch):
 def test_any_cache_backend_still_counts(settings, monkeypatch):
     """On a cache other than Django's RedisCache (here LocMem) the throttle falls back to
     the backend's own add + incr and still limits."""
-    monkeypatch.setattr("config.throttling.time.time", lambda: NOW)
+    monkeypatch.setattr("core.throttling.time.time", lambda: NOW)
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "2/min"
     throttle = NotifyThrottle()

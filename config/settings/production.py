@@ -10,19 +10,20 @@ import ipaddress
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .accounts import DEV_PAYMENTS_API_KEY, DEV_WEBHOOK_SECRET
 from .base import *  # noqa: F403
-from .base import (
-    DEV_PAYMENTS_API_KEY,
-    DEV_SECRET_KEY,
-    DEV_WEBHOOK_SECRET,
-    env,
-)
+from .base import DEV_SECRET_KEY
+from .env import env
 
 # --- Core: no development defaults ----------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY")  # required: no default
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")  # required: no default
 WHITENOISE_USE_FINDERS = False  # collectstatic fills STATIC_ROOT
+# Named, not derived from the install path: two deployments on one Redis installed at the
+# same path (/app in two containers) would otherwise share queues (config/settings/redis.py).
+# (base has already given it to the cache and the broker: the same variable, so the same value).
+DEPLOYMENT_NAMESPACE = env("DEPLOYMENT_NAMESPACE")  # required: no default
 
 # --- HTTPS ----------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

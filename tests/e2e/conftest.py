@@ -134,7 +134,7 @@ def start_stack(request, transactional_db, redis_flushed, stack_merchant):
 
     Returns once web and payments accept connections and, if it runs one, the worker answers
     a ping. Keyword arguments are environment variables naming settings
-    (``config/settings/base.py``), e.g. ``NOTIFY_RETRY_SCHEDULE="1s,2s"``. Every stack is
+    (``config/settings/``), e.g. ``NOTIFY_RETRY_SCHEDULE="1s,2s"``. Every stack is
     stopped when the test ends, before the database is flushed (this fixture depends on
     ``transactional_db``, so it tears down first).
     """

@@ -16,6 +16,7 @@ GOOD_ENV = {
     "DJANGO_ALLOWED_HOSTS": "pay.example.com",
     "ACCOUNTS_PAYMENTS_API_KEY": "sk_live_from_a_secret_store",
     "ACCOUNTS_WEBHOOK_SECRETS": "whsec_cHJvZHVjdGlvbi13ZWJob29rLXNlY3JldA==",
+    "DEPLOYMENT_NAMESPACE": "pay-production",
 }
 PRINT_SETTINGS = (
     "from django.conf import settings; "
@@ -27,7 +28,11 @@ PRINT_SETTINGS = (
 def run(args, **env_changes):
     """Run ``python *args`` in the project with the production settings and ``env_changes``
     (a value of None removes the variable)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "NOTIFY_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "NOTIFY_", "DEPLOYMENT_"))
+    }
     env.pop("ACCOUNTS_PAYMENTS_API_KEY", None)
     env.pop("ACCOUNTS_WEBHOOK_SECRETS", None)
     env.update(GOOD_ENV)
@@ -62,6 +67,10 @@ def test_production_defaults_are_closed():
 REFUSALS = {
     "DEBUG on": ({"DJANGO_DEBUG": "1"}, "DEBUG is on"),
     "no secret key": ({"DJANGO_SECRET_KEY": None}, "Set the DJANGO_SECRET_KEY environment"),
+    "no deployment namespace": (
+        {"DEPLOYMENT_NAMESPACE": None},
+        "Set the DEPLOYMENT_NAMESPACE environment",
+    ),
     "development secret key": (
         {"DJANGO_SECRET_KEY": "django-insecure-dev-only-key-never-use-in-production"},
         "DJANGO_SECRET_KEY is the development key or too short",

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from audit.checks import audit
-from config.money import format_minor
+from core.money import format_minor
 from payments.models import Merchant
 
 

@@ -1,5 +1,7 @@
-"""Periodic tasks are declared in code and synced into django-celery-beat's tables."""
+"""Periodic tasks are declared in code (settings ``PERIODIC_TASKS``) and synced into
+django-celery-beat's tables, where staff can edit them (django-celery-beat ``README.rst``)."""
 
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 
@@ -20,3 +22,10 @@ def periodic_task_ensure(*, name: str, task: str, every: float, queue: str) -> P
         periodic_task.task, periodic_task.queue = task, queue
         periodic_task.save(update_fields=["task", "queue"])
     return periodic_task
+
+
+def periodic_tasks_sync(sender=None, **kwargs) -> None:
+    """``post_migrate`` receiver: ensure every entry of ``PERIODIC_TASKS`` exists (each a dict
+    of ``periodic_task_ensure``'s arguments)."""
+    for entry in settings.PERIODIC_TASKS:
+        periodic_task_ensure(**entry)

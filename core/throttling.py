@@ -66,27 +66,3 @@ class SettingsRateThrottle(SimpleRateThrottle):
 
     def wait(self):
         return getattr(self, "wait_seconds", None)
-
-
-class RechargeCreateThrottle(SettingsRateThrottle):
-    """Order creation, per merchant: ``PAYMENTS_CREATE_THROTTLE_RATE``."""
-
-    scope = "recharge_create"
-    rate_setting = "PAYMENTS_CREATE_THROTTLE_RATE"
-
-    def get_cache_key(self, request, view):
-        merchant = getattr(request, "user", None)
-        ident = merchant.pk if merchant is not None else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
-
-
-class NotifyThrottle(SettingsRateThrottle):
-    """The notify endpoint, per client address: ``ACCOUNTS_NOTIFY_THROTTLE_RATE``. The
-    address is ``REMOTE_ADDR`` unless ``DJANGO_NUM_PROXIES`` trusted proxies add
-    ``X-Forwarded-For`` (DRF's ``NUM_PROXIES``)."""
-
-    scope = "notify"
-    rate_setting = "ACCOUNTS_NOTIFY_THROTTLE_RATE"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

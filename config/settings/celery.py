@@ -1,0 +1,98 @@
+"""Celery (``CELERY_`` prefix, read by config/celery.py) and the periodic tasks beat runs.
+
+Each setting says why: the database row is the truth about every notification and the broker
+only carries wake-ups, so the settings favour redelivery over loss and keep the broker small.
+"""
+
+from .accounts import ACCOUNTS_RECONCILE_INTERVAL
+from .env import env
+from .notifications import NOTIFY_SWEEP_INTERVAL
+from .payments import PAYMENTS_EXPIRE_INTERVAL
+from .redis import DEPLOYMENT_NAMESPACE, REDIS_URL
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Tasks carry ids only; JSON keeps messages readable and refuses pickled objects.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# Results are in the database rows; a result backend would only grow Redis.
+CELERY_TASK_IGNORE_RESULT = True
+# Ack after the task ran, so a worker that dies mid-task leaves the message to be redelivered
+# (the database claim turns the redelivered copy into a no-op; the sweeper covers the rest).
+CELERY_TASK_ACKS_LATE = True
+# ...and a child killed by the OS (SIGKILL, OOM, hard time limit) counts as "lost": requeue,
+# do not ack. No poison-message loop: the requeued delivery finds its attempt still claimed.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message reserved per process: a dead worker strands at most one, and long queues stay
+# in Redis rather than in worker memory. (Countdown messages are reserved beyond it; the
+# sweeper re-sends those of a dead worker once NOTIFY_REQUEUE_AFTER has passed.)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# When Redis goes away, let running deliveries finish and record their result in the
+# database; cancelling them (Celery 6's default) would leave claims for the sweeper to free.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Retry the broker forever: a worker that gave up after a long Redis outage would stall
+# every delivery until someone restarted it.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers an unacked message after the visibility timeout; every task (and every
+    # countdown, capped by NOTIFY_COUNTDOWN_CAP) must finish well inside it (kombu issue 337).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # This deployment's queues, unacked messages and control channels on a shared Redis
+    # (DEPLOYMENT_NAMESPACE): another deployment's worker never sees them.
+    "global_keyprefix": f"{DEPLOYMENT_NAMESPACE}:",
+}
+# Give up publishing quickly when Redis is down: the outbox row is the record, and a web
+# request should not hang on the broker (the sweeper re-sends).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Hard limit below the visibility timeout: no task is still running when Redis hands its
+# message to another worker. notifications.deliver has its own, below NOTIFY_CLAIM_TIMEOUT.
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# Deliveries and periodic work get their own queues so either can be given its own workers;
+# routes rather than the task's ``queue=`` attribute, which Celery 6 drops.
+CELERY_TASK_ROUTES = {
+    "notifications.deliver": {"queue": "notifications"},
+    "notifications.sweep": {"queue": "periodic"},
+    "payments.expire_stale_orders": {"queue": "periodic"},
+    "accounts.reconcile_pending": {"queue": "periodic"},
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set, so each delivery opened a new PostgreSQL connection (4,008 sessions for 4,000
+# tasks, ~6 ms of server CPU each: bench "Where the CPU goes"). With it set that high, tasks
+# are treated as Django treats requests instead: close_old_connections() around each one
+# (config/celery.py) keeps a connection for DB_CONN_MAX_AGE and drops a broken one.
+CELERY_DB_REUSE_MAX = 2**31
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Periodic tasks: created in django-celery-beat's tables on `migrate` when missing
+# (core/beat.py); after that staff edit them in the admin and a deploy leaves them alone.
+# ``every`` in seconds; ``queue`` as routed above.
+PERIODIC_TASKS = [
+    {
+        "name": "notifications: sweep due and orphaned notifications",
+        "task": "notifications.sweep",
+        "every": NOTIFY_SWEEP_INTERVAL,
+        "queue": "periodic",
+    },
+    {
+        "name": "payments: expire stale pending orders",
+        "task": "payments.expire_stale_orders",
+        "every": PAYMENTS_EXPIRE_INTERVAL,
+        "queue": "periodic",
+    },
+    {
+        "name": "accounts: reconcile pending recharges",
+        "task": "accounts.reconcile_pending",
+        "every": ACCOUNTS_RECONCILE_INTERVAL,
+        "queue": "periodic",
+    },
+]

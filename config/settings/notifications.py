@@ -1,0 +1,13 @@
+"""The notifications app's knobs (defaults and reasons in notifications/conf.py), each from an
+environment variable of the same name, and this project's choices for them."""
+
+from notifications.conf import DEFAULTS
+
+from .env import env, env_overrides
+
+globals().update(env_overrides("NOTIFY_", DEFAULTS))
+
+# Payments' merchants sign their notifications (payments/selectors.py).
+NOTIFY_SECRET_RESOLVER = "payments.selectors.merchant_webhook_secrets"
+# Development lets the local demo notify itself on loopback; production refuses such ranges.
+NOTIFY_ALLOWED_NETWORKS = env.list("NOTIFY_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
