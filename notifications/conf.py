@@ -19,25 +19,51 @@ DEFAULTS = {
     "RETRY_JITTER": 0.1,
     # Seconds (unscaled) after creation when retries stop; None: the schedule's own window.
     "RETRY_WINDOW": None,
-    # Delays up to this many seconds are Celery countdowns; longer ones wait in the database
-    # for the sweeper. Small, because a countdown message is held by the broker and by the
-    # worker until it is due (bench "retry storm": both grew with the number waiting at 300 s)
-    # and Redis redelivers a message held past its visibility timeout (kombu issue 337).
-    "COUNTDOWN_CAP": 5.0,
-    # A claimed attempt older than this is presumed dead (worker killed) and is released.
+    # A claimed attempt older than this is presumed dead (worker killed) and is released. Far
+    # above ATTEMPT_DEADLINE: a live attempt always ends, and is recorded, well before it.
     "CLAIM_TIMEOUT": 120.0,
-    # A task message expected to have run this long ago but whose row is still due is re-sent.
-    "REQUEUE_AFTER": 60.0,
-    # Seconds between sweeps (beat): how late a retry past the cap may run. A tick costs the
-    # same at any table size (bench "scan cost").
+    # Seconds between sweeps (beat): how late a retry may run, and how soon an attempt lost
+    # with its worker is released. A tick costs the same at any table size (bench "scan cost").
     "SWEEP_INTERVAL": 2.0,
-    # At most this many messages in the deliveries' queue after a sweep: enough to keep the
-    # workers busy until the next one, and all a backlog of any size costs the broker (bench
-    # "retry storm": ~0.9 KiB of Redis per message). Raise it with the workers.
+    # Orphaned claims released per sweep, at most.
     "SWEEP_BATCH": 500,
-    # Seconds to connect and to wait for each read of the reply.
+    # Wake-up messages a sweep sends at most when notifications are due (one per CLAIM_BATCH
+    # due): each starts the dispatcher of one worker process, which then drains what it can.
+    "SWEEP_WAKES": 16,
+    # Seconds to connect, and for the whole attempt: connect, send, headers and the body as
+    # far as it is read, whatever the receiver does (hang, drip one byte at a time, stream a
+    # huge body). Payments receivers answer in well under a second; a slower one is failing.
     "CONNECT_TIMEOUT": 3.05,
-    "READ_TIMEOUT": 10.0,
+    "ATTEMPT_DEADLINE": 10.0,
+    # Requests in flight per worker process (the dispatcher's event loop). Delivery is waiting
+    # on the network: a process holds hundreds of idle sockets for little memory and CPU.
+    "MAX_IN_FLIGHT": 256,
+    # Requests in flight per endpoint across every worker: the most a slow endpoint can hold,
+    # and all a merchant's server is asked to take at once (bench "noisy neighbour").
+    "ENDPOINT_MAX_IN_FLIGHT": 16,
+    # Notifications claimed per database round trip, at most.
+    "CLAIM_BATCH": 64,
+    # Finished attempts are recorded together: at the latest this many seconds after the first
+    # of them, or as soon as this many are waiting (one transaction instead of one each).
+    "RECORD_DELAY": 0.02,
+    "RECORD_BATCH": 64,
+    # The circuit breaker (notifications/circuit.py): open after this many failures in a row,
+    # or a failure rate of at least CIRCUIT_FAILURE_RATE over CIRCUIT_MIN_ATTEMPTS or more
+    # attempts within CIRCUIT_WINDOW seconds (Convoy's defaults are of this size).
+    "CIRCUIT_FAILURES": 5,
+    "CIRCUIT_FAILURE_RATE": 0.5,
+    "CIRCUIT_MIN_ATTEMPTS": 20,
+    "CIRCUIT_WINDOW": 60.0,
+    # Seconds an open circuit waits before one probe; doubled each time it opens again without
+    # closing, up to CIRCUIT_OPEN_MAX. A dead endpoint then costs one request per 10 minutes.
+    "CIRCUIT_OPEN_FOR": 30.0,
+    "CIRCUIT_OPEN_MAX": 600.0,
+    # An endpoint failing continuously (no success at all) this long is disabled: no more
+    # attempts, staff alerted, the merchant's ops URL notified. Svix's default: 5 days.
+    "ENDPOINT_DISABLE_AFTER": 5 * 86400.0,
+    # Dotted path to ``f(sender_key) -> str | None``: where to send a sender's operational
+    # notifications (endpoint.disabled), signed like the others. None: nowhere.
+    "OPS_URL_RESOLVER": None,
     # Bytes of the reply kept on the attempt row (and read at all).
     "RESPONSE_EXCERPT_BYTES": 1024,
     # Dotted path to ``f(sender_key) -> list[str]``, the whsec_ secrets to sign with, newest

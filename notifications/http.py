@@ -1,107 +1,41 @@
-"""One HTTP POST with explicit timeouts, no redirects and a bounded read of the reply.
+"""One HTTP POST of a notification, asynchronously: a total deadline, no redirects, a bounded
+read of the reply, and the SSRF guard applied to every address connected to.
 
-The connection itself enforces the SSRF guard (``netguard``): it resolves the host, refuses
-the whole request if any address is not allowed, and connects only to an address it checked.
-No proxy from the environment is used, so the checked address is the one connected to.
+Built on aiohttp (``make bench``: about a sixth of the CPU per request of ``requests`` in a
+thread pool, which matters when a worker process holds hundreds of requests in flight). The
+guard (``netguard``) runs in the connector's resolver, so a host name is resolved, every
+address checked, and only checked addresses are connected to (no DNS rebinding); a literal
+address never reaches the resolver and is checked before the request. No proxy from the
+environment is used. TLS is verified against the host name.
 """
 
-import os
+import asyncio
 import socket
-import threading
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
-from .netguard import DestinationRefused, destination_addresses
+from .netguard import DestinationRefused, destination_addresses, is_ip_literal
 
-_local = threading.local()
-
-
-class _GuardedConnectionMixin:
-    """Resolve and check the destination at connect time, then connect to a checked address.
-
-    TLS still verifies the certificate against the host name (urllib3 uses ``host`` for SNI
-    and matching; only the socket is opened to the literal address).
-    """
-
-    def _new_conn(self) -> socket.socket:
-        host = self._dns_host
-        try:
-            addresses = destination_addresses(host, self.port)
-        except socket.gaierror as exc:
-            raise NameResolutionError(self.host, self, exc) from exc
-        last_error = None
-        for address in addresses:
-            self._dns_host = address
-            try:
-                return super()._new_conn()
-            except NewConnectionError as exc:  # refused or unreachable: try the next one
-                last_error = exc
-            finally:
-                self._dns_host = host
-        raise last_error or NewConnectionError(self, f"{host} resolved to no address")
-
-
-class GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class _GuardedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
-
-
-class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connections apply the SSRF guard."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        # A new dict: the pool manager's default one is shared module state.
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _GuardedHTTPConnectionPool,
-            "https": _GuardedHTTPSConnectionPool,
-        }
-
-
-def session() -> requests.Session:
-    """The calling thread's ``requests.Session`` (one per worker process or thread), with the
-    guarded adapter and no proxies or credentials taken from the environment.
-
-    Keyed by pid too, so a session created before a fork is never shared with the child.
-    """
-    if getattr(_local, "pid", None) != os.getpid():
-        guarded = requests.Session()
-        guarded.trust_env = False
-        # The reply is read only to a bounded excerpt; ask for it uncompressed.
-        guarded.headers["Accept-Encoding"] = "identity"
-        guarded.mount("http://", GuardedAdapter())
-        guarded.mount("https://", GuardedAdapter())
-        _local.session, _local.pid = guarded, os.getpid()
-    return _local.session
+# Statuses whose Retry-After the schedule honours (RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = (429, 503)
 
 
 @dataclass(frozen=True)
 class PostResult:
     """What one POST produced: ``status_code`` (None when no response), the first bytes of
-    the body decoded leniently, an error description, and the duration in milliseconds."""
+    the body decoded leniently, an error description, the duration in milliseconds, and the
+    seconds a 429/503 asked us to wait (``Retry-After``; None when absent or unparsable)."""
 
     status_code: int | None
     excerpt: str
     error: str
     duration_ms: int
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,38 +43,123 @@ class PostResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def post(
+class GuardedResolver(AbstractResolver):
+    """Resolves a host for aiohttp's connector and refuses the whole host when any of its
+    addresses may not be reached (``netguard.destination_addresses``, run in a thread: it
+    calls the system resolver)."""
+
+    async def resolve(self, host, port=0, family=socket.AF_INET) -> list[ResolveResult]:
+        loop = asyncio.get_running_loop()
+        addresses = await loop.run_in_executor(None, destination_addresses, host, port)
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def client_session(*, connect_timeout: float) -> aiohttp.ClientSession:
+    """A session for the running event loop: guarded resolver, no DNS cache (every new
+    connection is resolved and checked again), no connection limit of its own (the caller
+    bounds requests in flight), no proxies or cookies from anywhere."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(), use_dns_cache=False, limit=0, enable_cleanup_closed=True
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent",),
+        headers={"User-Agent": "recharge-notify", "Accept-Encoding": "identity"},
+    )
+
+
+async def post(
+    session: aiohttp.ClientSession,
     url: str,
     *,
     body: bytes,
     headers: dict[str, str],
-    timeout: tuple[float, float],
+    deadline: float,
     excerpt_bytes: int,
 ) -> PostResult:
-    """POST ``body`` to ``url``; ``timeout`` is (connect, read) seconds. Never raises for
-    network trouble: it is reported in ``PostResult.error``, as is a destination the SSRF
-    guard refuses (``"refused destination: ..."``; nothing is sent then)."""
+    """POST ``body`` to ``url`` and read at most ``excerpt_bytes`` of the reply, all within
+    ``deadline`` seconds. Never raises for anything the network or the receiver does: a
+    timeout is ``"timeout after N s"``, a destination the SSRF guard refuses is
+    ``"refused destination: ..."`` (no connection attempted), and so on, in ``error``."""
     started = time.monotonic()
-    status, excerpt, error = None, "", ""
+    status, excerpt, error, retry_after = None, "", "", None
     try:
-        response = session().post(
-            url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
-        )
-        with response:
-            status = response.status_code
-            raw = response.raw.read(excerpt_bytes, decode_content=True) or b""
-            excerpt = raw.decode("utf-8", errors="replace")
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-    # Reading ``response.raw`` directly raises urllib3's own exceptions, which requests does
-    # not wrap: a body that stalls past the read timeout, is cut short or fails to decode.
+        _refuse_literal(url)
+        async with asyncio.timeout(deadline):
+            async with session.post(
+                URL(url, encoded=False), data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                excerpt = (await _read_excerpt(response, excerpt_bytes)).decode(
+                    "utf-8", errors="replace"
+                )
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}"
+                if status in RETRY_AFTER_STATUSES:
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     except DestinationRefused as exc:
         error = f"refused destination: {exc}"
-    except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-        error = f"timeout: {type(exc).__name__}"
-    except requests.ConnectionError as exc:
-        error = f"connection error: {str(exc)[:200]}"
-    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+    except TimeoutError:
+        error = f"timeout after {deadline:g} s"
+    except aiohttp.ClientConnectorError as exc:
+        error = f"connection error: {exc.os_error or exc}"[:255]
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
         error = f"request error: {type(exc).__name__}: {str(exc)[:200]}"
     duration_ms = round((time.monotonic() - started) * 1000)
-    return PostResult(status, excerpt, error[:255], duration_ms)
+    return PostResult(status, excerpt, error[:255], duration_ms, retry_after)
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header as seconds from now: delay-seconds or an HTTP-date
+    (RFC 9110 §10.2.3); None when absent or unparsable, 0 for a date in the past."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+async def _read_excerpt(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body; the rest is never read (the connection is then
+    closed rather than reused)."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_literal(url: str) -> None:
+    """aiohttp connects to a literal address without asking the resolver: check it here
+    (any notation, ``2130706433`` included; raises ``DestinationRefused``)."""
+    parsed = URL(url)
+    host = (parsed.raw_host or "").strip("[]")
+    if is_ip_literal(host):
+        destination_addresses(host, parsed.port or 0)

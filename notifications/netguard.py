@@ -6,8 +6,8 @@ address its host resolves to must be publicly routable, unless ``NOTIFY_ALLOWED_
 shared (CGNAT), multicast, unspecified, reserved and documentation ranges, and the cloud
 metadata endpoints, also when hidden in an IPv4-mapped, 6to4 or NAT64 IPv6 address.
 
-``notifications.http`` applies ``destination_addresses`` inside the connection itself, on
-the address it is about to connect to, so a host name that resolves to a public address
+``notifications.http`` applies ``destination_addresses`` in its connector's resolver, and
+connects only to the addresses it checked, so a host name that resolves to a public address
 when checked and to a private one when used (DNS rebinding) cannot slip through. Other apps
 use ``url_refusal`` to refuse such a URL early (e.g. when an order is created).
 """
@@ -133,7 +133,7 @@ def url_refusal(url: str, *, resolve_names: bool = True) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http:// or https:// URL with a host"
     host = parts.hostname
-    if not resolve_names and not _is_ip_literal(host):
+    if not resolve_names and not is_ip_literal(host):
         return None
     try:
         destination_addresses(host, port)
@@ -144,7 +144,8 @@ def url_refusal(url: str, *, resolve_names: bool = True) -> str | None:
     return None
 
 
-def _is_ip_literal(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
+    """True when ``host`` is an address, in any notation the resolver takes without DNS."""
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
     except OSError:

@@ -67,11 +67,17 @@ class RetrySchedule:
         if self.jitter:
             delay *= 1 + rng.uniform(-self.jitter, self.jitter)
         due = now + timedelta(seconds=delay)
-        if self.window is not None and due > created_at + timedelta(
-            seconds=self.window * self.scale
-        ):
+        end = self.window_end(created_at)
+        if end is not None and due > end:
             return None
         return due
+
+    def window_end(self, created_at: datetime) -> datetime | None:
+        """When retries stop for a notification created at ``created_at`` (None: no window
+        beyond the ladder)."""
+        if self.window is None:
+            return None
+        return created_at + timedelta(seconds=self.window * self.scale)
 
 
 def schedule_from_settings() -> RetrySchedule:

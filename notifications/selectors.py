@@ -2,25 +2,23 @@
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Count, Min, Q, QuerySet, Subquery
 
 from .conf import notify_settings
-from .models import Notification
+from .models import Endpoint, Notification
 
 
-def notifications_due(*, now: datetime) -> QuerySet:
-    """Pending notifications that are due and have no live task message in the broker.
-
-    A message is presumed lost when it was expected to run more than ``NOTIFY_REQUEUE_AFTER``
-    seconds ago (Redis flushed or restarted empty, the on-commit enqueue never happened).
-    Ordered oldest-due first; uses the (state, next_attempt_at) index.
-    """
-    lost_before = now - timedelta(seconds=notify_settings.REQUEUE_AFTER)
-    return Notification.objects.filter(
-        Q(broker_eta__isnull=True) | Q(broker_eta__lte=lost_before),
-        state=Notification.State.PENDING,
-        next_attempt_at__lte=now,
-    ).order_by("next_attempt_at")
+def notifications_due_count(*, now: datetime, up_to: int) -> int:
+    """How many pending notifications are due on endpoints that may be sent to now (closed,
+    or open past their wait), counting no further than ``up_to``."""
+    serveable = Q(endpoint__state=Endpoint.State.CLOSED) | Q(
+        endpoint__state__in=[Endpoint.State.OPEN, Endpoint.State.HALF_OPEN],
+        endpoint__retry_at__lte=now,
+    )
+    due = Notification.objects.filter(
+        serveable, state=Notification.State.PENDING, next_attempt_at__lte=now
+    )
+    return len(due.values_list("pk", flat=True)[:up_to])
 
 
 def notifications_orphaned(*, now: datetime) -> QuerySet:
@@ -67,3 +65,33 @@ def notification_latest_state(*, subject) -> Subquery:
     """
     newest = Notification.objects.filter(subject=subject).order_by("-created_at")
     return Subquery(newest.values("state")[:1])
+
+
+def notifications_undelivered(*, endpoint_id: int | None = None) -> QuerySet:
+    """Notifications the receiver has not acknowledged (pending, in flight or exhausted),
+    oldest first; of one endpoint when ``endpoint_id`` is given."""
+    undelivered = Notification.objects.exclude(state=Notification.State.DELIVERED)
+    if endpoint_id is not None:
+        undelivered = undelivered.filter(endpoint_id=endpoint_id)
+    return undelivered.order_by("created_at")
+
+
+def endpoints_undelivered_report() -> QuerySet:
+    """Every endpoint with undelivered notifications, the most first: its health, and how
+    many it has pending, in flight and exhausted, with the oldest one's creation time."""
+    undelivered = ~Q(notifications__state=Notification.State.DELIVERED)
+
+    def counted(state):
+        return Count("notifications", filter=Q(notifications__state=state))
+
+    return (
+        Endpoint.objects.annotate(
+            undelivered=Count("notifications", filter=undelivered),
+            pending=counted(Notification.State.PENDING),
+            sending=counted(Notification.State.SENDING),
+            exhausted=counted(Notification.State.EXHAUSTED),
+            oldest=Min("notifications__created_at", filter=undelivered),
+        )
+        .filter(undelivered__gt=0)
+        .order_by("-undelivered", "origin")
+    )

@@ -1,27 +1,39 @@
-"""Celery wrappers: ids in, service calls out. Names are stable; messages in Redis use them."""
+"""Celery wrappers, and the worker's lifecycle hooks. Names are stable: messages already in
+the broker use them.
+
+The delivery tasks only wake this process's dispatcher (``notifications.dispatcher``), which
+claims, sends and records on threads of its own: a task takes microseconds whatever the
+receivers do, and a message lost or delivered twice changes nothing (the row is the truth).
+"""
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown, worker_shutdown
 
 from . import services
+from .dispatcher import dispatcher, dispatcher_stop
 
 
-@shared_task(
-    bind=True,
-    name="notifications.deliver",
-    max_retries=None,
-    # Well above connect + read timeout, well below NOTIFY_CLAIM_TIMEOUT and the broker's
-    # visibility timeout: a hung attempt is killed before its claim is presumed dead.
-    time_limit=60,
-    soft_time_limit=50,
-)
-def deliver(self, notification_id: str):
-    """Make the notification's next attempt; a short retry delay becomes a countdown."""
-    outcome = services.notification_deliver(notification_id=notification_id)
-    if outcome.retry_in is not None:
-        raise self.retry(countdown=outcome.retry_in)
+@shared_task(name="notifications.deliver")
+def deliver(notification_id: str):
+    """A notification was created or resent: its attempt first, as soon as it may go."""
+    dispatcher().wake(hint=notification_id)
+
+
+@shared_task(name="notifications.dispatch")
+def dispatch():
+    """Notifications are due (the sweeper, or staff re-enabled an endpoint): look now."""
+    dispatcher().wake()
 
 
 @shared_task(name="notifications.sweep")
 def sweep():
-    """Beat: release orphaned claims and re-enqueue due notifications."""
+    """Beat: release orphaned claims and wake workers while notifications are due."""
     return services.notifications_sweep()
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def finish_in_flight(**kwargs) -> None:
+    """A warm shutdown (SIGTERM, a deploy) records what is in flight instead of leaving it
+    to the sweeper: no new claims, the requests finish (within the attempt deadline)."""
+    dispatcher_stop()

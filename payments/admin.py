@@ -27,9 +27,16 @@ class MerchantForm(forms.ModelForm):
         "name; '.example.com' also covers its subdomains.",
     )
 
+    ops_url = forms.URLField(
+        required=False,
+        max_length=512,
+        assume_scheme="https",
+        help_text=Merchant._meta.get_field("ops_url").help_text,
+    )
+
     class Meta:
         model = Merchant
-        fields = ("name", "is_active", "allowed_hosts")
+        fields = ("name", "is_active", "allowed_hosts", "ops_url")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,6 +49,17 @@ class MerchantForm(forms.ModelForm):
             return services.allowed_hosts_normalize([h for h in hosts if h.strip()])
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self):
+        """The ops URL follows notify_url's rules, against the hosts as edited here."""
+        cleaned = super().clean()
+        ops_url, hosts = cleaned.get("ops_url"), cleaned.get("allowed_hosts")
+        if ops_url and hosts is not None:
+            merchant = Merchant(allowed_hosts=hosts)
+            reason = selectors.merchant_url_refusal(merchant=merchant, url=ops_url, notify=True)
+            if reason:
+                self.add_error("ops_url", reason)
+        return cleaned
 
 
 @admin.register(Merchant)
@@ -57,6 +75,7 @@ class MerchantAdmin(admin.ModelAdmin):
         "app_id",
         "is_active",
         "allowed_hosts",
+        "ops_url",
         "previous_secret_expires_at",
         "created_at",
     )

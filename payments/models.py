@@ -29,6 +29,12 @@ class Merchant(models.Model):
         help_text="Host names the merchant's notify_url and return_url may point at; "
         "'.example.com' also allows its subdomains.",
     )
+    ops_url = models.URLField(
+        max_length=512,
+        blank=True,
+        help_text="Where operational notifications go (endpoint.disabled), signed like the "
+        "others; an allowed host, like notify_url. Empty: none are sent.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -54,6 +54,13 @@ def merchant_webhook_secrets(sender_key: str) -> list[str]:
     return [current]
 
 
+def merchant_ops_url(sender_key: str) -> str | None:
+    """Where a merchant's operational notifications go (``NOTIFY_OPS_URL_RESOLVER``), or None.
+    ``sender_key`` is the merchant's ``app_id``."""
+    ops_url = Merchant.objects.filter(app_id=sender_key).values_list("ops_url", flat=True).first()
+    return ops_url or None
+
+
 def merchant_url_refusal(*, merchant: Merchant, url: str, notify: bool) -> str | None:
     """Why ``merchant`` may not use ``url`` as its notify_url (``notify``) or return_url, or
     None when it may.

@@ -21,7 +21,7 @@ from notifications.services import notification_create, notification_resend
 
 from .contract import EVENT_TYPES, RechargeStatus, recharge_result
 from .models import Merchant, RechargeOrder
-from .selectors import api_key_hash, recharge_order_stale_tx_nos
+from .selectors import api_key_hash, merchant_url_refusal, recharge_order_stale_tx_nos
 
 logger = logging.getLogger(__name__)
 Status = RechargeStatus
@@ -47,16 +47,25 @@ def merchant_create(
     api_key: str | None = None,
     webhook_secret: str | None = None,
     allowed_hosts: list[str] | None = None,
+    ops_url: str = "",
 ) -> MerchantCredentials:
     """Onboard a merchant with fresh credentials (or given ones, for the development seed).
 
     ``allowed_hosts`` are the hosts its notify_url and return_url may name; by default
     ``PAYMENTS_DEFAULT_ALLOWED_HOSTS`` (development: the local demo's; production: none, so
-    they must be given). Raises ``ValueError`` for an empty or malformed list.
+    they must be given). ``ops_url`` (optional) receives operational notifications such as
+    ``endpoint.disabled``, under notify_url's rules. Raises ``ValueError`` for an empty or
+    malformed host list or a refused ops URL.
     """
     if allowed_hosts is None:
         allowed_hosts = settings.PAYMENTS_DEFAULT_ALLOWED_HOSTS
     hosts = allowed_hosts_normalize(allowed_hosts)
+    if ops_url:
+        refusal = merchant_url_refusal(
+            merchant=Merchant(allowed_hosts=hosts), url=ops_url, notify=True
+        )
+        if refusal:
+            raise ValueError(f"ops URL: {refusal}")
     api_key = api_key or _new_api_key()
     webhook_secret = webhook_secret or _new_webhook_secret()
     merchant = Merchant.objects.create(
@@ -66,6 +75,7 @@ def merchant_create(
         api_key_hash=api_key_hash(api_key),
         webhook_secret=webhook_secret,
         allowed_hosts=hosts,
+        ops_url=ops_url,
     )
     return MerchantCredentials(merchant, api_key, webhook_secret)
 

@@ -1,206 +1,156 @@
-"""One POST (notifications/http.py): what counts as acknowledged and what is recorded."""
+"""One POST (notifications/http.py) against real loopback receivers: what counts as
+acknowledged, what is recorded, and the total deadline whatever the receiver does."""
 
-import socket
-import threading
+import asyncio
 import time
 
 import pytest
-import requests
-import responses
 
 from notifications import http
+from tests.receiver import Receiver, Reply
 
-URL = "https://receiver.example/notify"
+BODY = b'{"id":"msg_1"}'
+HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_1"}
 
 
-def post(url=URL, *, excerpt_bytes=1024):
-    return http.post(
-        url,
-        body=b'{"id":"msg_1"}',
-        headers={"Content-Type": "application/json", "webhook-id": "msg_1"},
-        timeout=(3.05, 10),
-        excerpt_bytes=excerpt_bytes,
-    )
+def post(url, *, deadline=5.0, excerpt_bytes=1024) -> http.PostResult:
+    async def send():
+        async with http.client_session(connect_timeout=1) as session:
+            return await http.post(
+                session,
+                url,
+                body=BODY,
+                headers=HEADERS,
+                deadline=deadline,
+                excerpt_bytes=excerpt_bytes,
+            )
+
+    return asyncio.run(send())
+
+
+def answered(reply: Reply, **kwargs) -> tuple[http.PostResult, Receiver]:
+    with Receiver(reply) as receiver:
+        return post(receiver.url, **kwargs), receiver
 
 
 ACKNOWLEDGED = [(status, True, "") for status in (200, 201, 202, 299)]
 FAILED = [(status, False, f"HTTP {status}") for status in (400, 404, 500, 503)]
 
 
-@responses.activate
 @pytest.mark.parametrize(("status", "ok", "error"), ACKNOWLEDGED + FAILED)
 def test_status_decides_the_outcome_and_the_reply_is_kept(status, ok, error):
     """Any 2xx is an acknowledgement: ok, no error. 4xx and 5xx fail with the status named.
     Either way the status, the start of the reply (for staff) and the duration are kept."""
-    responses.add(responses.POST, URL, status=status, body="upstream reply")
+    result, _ = answered(Reply(status=status, body=b"upstream reply"))
 
-    result = post()
-
-    assert result.ok is ok
-    assert result.status_code == status
-    assert result.error == error
+    assert (result.ok, result.status_code, result.error) == (ok, status, error)
     assert result.excerpt == "upstream reply"
     assert isinstance(result.duration_ms, int) and result.duration_ms >= 0
 
 
-@responses.activate
-def test_204_without_body_acknowledges():
-    """204 No Content is the usual acknowledgement; an empty excerpt is fine."""
-    responses.add(responses.POST, URL, status=204)
+def test_sends_the_body_and_headers_as_given():
+    """The body bytes and headers arrive unchanged; no cookies, no proxy, identity encoding."""
+    result, receiver = answered(Reply(status=204))
 
-    result = post()
-
-    assert (result.ok, result.status_code, result.excerpt, result.error) == (True, 204, "", "")
-
-
-@responses.activate
-def test_sends_body_headers_and_timeouts_as_given():
-    """The body bytes and headers go out unchanged with the (connect, read) timeout."""
-    responses.add(responses.POST, URL, status=204)
-
-    post()
-
-    request = responses.calls[0].request
-    assert request.body == b'{"id":"msg_1"}'
+    [request] = receiver.received
+    assert result.ok and request.body == BODY
     assert request.headers["webhook-id"] == "msg_1"
-    assert request.req_kwargs["timeout"] == (3.05, 10)
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept-Encoding"] == "identity"
 
 
-@responses.activate
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_redirect_is_a_failure_and_is_not_followed(status):
-    """A 3xx is not an acknowledgement and its Location is never requested."""
-    elsewhere = "https://elsewhere.example/catch"
-    responses.add(responses.POST, URL, status=status, headers={"Location": elsewhere})
-    responses.add(responses.POST, elsewhere, status=200)
-    responses.add(responses.GET, elsewhere, status=200)
+    """A redirect is a failed attempt; its Location is never requested."""
+    with Receiver() as target:
+        result, receiver = answered(Reply(status=status, headers={"Location": target.url}))
 
-    result = post()
-
-    assert result.ok is False
-    assert result.status_code == status
-    assert result.error == f"HTTP {status}"
-    assert [call.request.url for call in responses.calls] == [URL]
+    assert (result.ok, result.status_code, result.error) == (False, status, f"HTTP {status}")
+    assert len(receiver.received) == 1 and target.received == []
 
 
-@responses.activate
-def test_excerpt_is_capped():
-    """Only the first ``excerpt_bytes`` of a large reply are read and kept."""
-    responses.add(responses.POST, URL, status=200, body="x" * 5000)
+def test_excerpt_is_capped_and_the_rest_never_read():
+    """A 10 MB reply: only ``excerpt_bytes`` are kept (and the deadline is not spent)."""
+    result, _ = answered(Reply(status=200, body=b"x" * 10_000_000), excerpt_bytes=64)
 
-    result = post(excerpt_bytes=1024)
-
-    assert result.ok is True
-    assert result.excerpt == "x" * 1024
+    assert (result.status_code, result.excerpt) == (200, "x" * 64)
+    assert result.duration_ms < 5000
 
 
-@responses.activate
 def test_excerpt_decodes_invalid_utf8_leniently():
-    """A reply that is not UTF-8 is kept with replacement characters, not an exception."""
-    responses.add(responses.POST, URL, status=200, body=b"ok\xff\xfe")
+    result, _ = answered(Reply(status=500, body=b"\xff\xfeok"))
 
-    assert post().excerpt == "ok\ufffd\ufffd"
-
-
-@responses.activate
-@pytest.mark.parametrize("exc", [requests.ConnectTimeout, requests.ReadTimeout])
-def test_timeout_is_reported_not_raised(exc):
-    """A connect or read timeout is a failed attempt described in ``error``."""
-    responses.add(responses.POST, URL, body=exc("too slow"))
-
-    result = post()
-
-    assert result.ok is False
-    assert result.status_code is None
-    assert result.error == f"timeout: {exc.__name__}"
+    assert result.excerpt == "\ufffd\ufffdok"
 
 
-@responses.activate
-def test_connection_error_is_reported_not_raised():
-    """A refused connection is a failed attempt described in ``error``."""
-    responses.add(responses.POST, URL, body=requests.ConnectionError("Connection refused"))
-
-    result = post()
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(hang=True), Reply(drip=0.3, body=b"y" * 50), Reply(status=200, drip=0.4)],
+    ids=["hangs", "drips a body", "drips its headers"],
+)
+def test_total_deadline_holds_whatever_the_receiver_does(reply):
+    """A receiver that never answers, or answers one byte every few tenths of a second, costs
+    the deadline and no more: the attempt ends as a timeout, never an exception."""
+    started = time.monotonic()
+    result, _ = answered(reply, deadline=1.0)
 
     assert result.ok is False
-    assert result.status_code is None
-    assert result.error == "connection error: Connection refused"
+    assert result.error == "timeout after 1 s"
+    assert 0.9 <= time.monotonic() - started < 3
 
 
-def test_real_refused_connection_is_reported_not_raised():
-    """Against a closed local port (no mocking), the error is recorded and nothing raises."""
-    result = post("http://127.0.0.1:9/notify")
+def test_connection_closed_without_an_answer_is_reported_not_raised():
+    result, _ = answered(Reply(close=True))
 
-    assert result.ok is False
-    assert result.status_code is None
+    assert (result.ok, result.status_code) == (False, None)
+    assert result.error.startswith("request error: ServerDisconnectedError")
+
+
+def test_truncated_body_keeps_its_status():
+    """A reply cut short (Content-Length larger than what is sent before closing): a failed
+    attempt that keeps the status and names the broken body."""
+    result, _ = answered(Reply(status=503, body=b"part", length=100))
+
+    assert (result.status_code, result.ok) == (503, False)
+    assert result.error.startswith("request error: ClientPayloadError")
+
+
+def test_refused_connection_is_reported_not_raised():
+    with Receiver() as receiver:
+        url = receiver.url
+    result = post(url)  # the port is closed now
+
+    assert (result.ok, result.status_code) == (False, None)
     assert result.error.startswith("connection error: ")
 
 
-@responses.activate
 def test_invalid_url_is_reported_not_raised():
-    """A malformed target URL is a failed attempt too, not a crashed worker."""
     result = post("http://")
 
-    assert result.ok is False
-    assert result.status_code is None
+    assert (result.ok, result.status_code) == (False, None)
     assert result.error.startswith("request error: ")
 
 
-def one_shot_server(reply: bytes, *, then_wait: float = 0.0) -> str:
-    """A local socket server that answers one request with raw ``reply`` bytes, waits, then
-    closes: a receiver misbehaving below what ``responses`` can mock."""
-    server = socket.create_server(("127.0.0.1", 0))
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [({"Retry-After": "120"}, 120.0), ({"Retry-After": "soon"}, None), ({}, None)],
+)
+def test_retry_after_of_a_503_is_kept(headers, seconds):
+    result, _ = answered(Reply(status=503, headers=headers))
 
-    def answer():
-        with server:
-            conn, _ = server.accept()
-            with conn:
-                request = b""
-                while not request.endswith(b"\r\n\r\n{}"):  # the whole request: headers, body
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-                conn.sendall(reply)
-                time.sleep(then_wait)
-
-    threading.Thread(target=answer, daemon=True).start()
-    return f"http://127.0.0.1:{server.getsockname()[1]}/notify"
+    assert result.retry_after == seconds
 
 
-def post_with_short_read_timeout(url):
-    return http.post(url, body=b"{}", headers={}, timeout=(1, 0.2), excerpt_bytes=1024)
+def test_retry_after_of_other_statuses_is_ignored():
+    result, _ = answered(Reply(status=500, headers={"Retry-After": "120"}))
+
+    assert result.retry_after is None
 
 
-def test_body_stalling_past_the_read_timeout_is_reported_not_raised():
-    """Headers arrive, then the body stalls: a timeout in ``error``, never an exception
-    (which would leave the attempt claimed until the sweeper gives up on it)."""
-    url = one_shot_server(b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\npart", then_wait=1)
+def test_retry_after_as_an_http_date():
+    """RFC 9110: delay-seconds or an HTTP-date; a date in the past is 0."""
+    now = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
 
-    result = post_with_short_read_timeout(url)
-
-    assert result.status_code == 500
-    assert result.ok is False
-    assert result.error == "timeout: ReadTimeoutError"
-
-
-def test_truncated_body_is_reported_not_raised():
-    """A reply cut short keeps its status; the broken body is described in ``error``."""
-    url = one_shot_server(b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\n\r\npart")
-
-    result = post_with_short_read_timeout(url)
-
-    assert result.status_code == 503
-    assert result.ok is False
-    assert result.error.startswith("request error: ProtocolError")
-
-
-def test_one_session_per_thread():
-    """The session is reused within a thread and not shared across threads."""
-    seen = []
-    thread = threading.Thread(target=lambda: seen.append(http.session()))
-    thread.start()
-    thread.join()
-
-    assert http.session() is http.session()
-    assert seen[0] is not http.session()
+    assert http.retry_after_seconds("Tue, 14 Nov 2023 22:15:20 GMT", now=now) == 120.0
+    assert http.retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now=now) == 0.0
+    assert http.retry_after_seconds("14/11/2023", now=now) is None

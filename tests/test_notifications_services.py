@@ -1,7 +1,9 @@
-"""The outbox services (notifications/services.py): create, deliver, sweep, resend.
+"""The outbox (notifications/services.py, delivery.py): create, claim, send, record, sweep,
+resend; endpoints' caps, turns and health; re-enable and recover.
 
-Deliveries go to a receiver mocked with ``responses``; ``deliver.apply_async`` is a mock in
-every test here, so executing an on-commit callback never reaches the broker.
+Deliveries go to real receivers on loopback (tests/receiver.py); the Celery wake-ups
+(``deliver``/``dispatch``.apply_async) are mocks, so an on-commit callback never reaches a
+broker.
 """
 
 import json
@@ -10,53 +12,69 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-import requests
-import responses
-from celery.exceptions import Retry
+from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from notifications import services, tasks
-from notifications.models import DeliveryAttempt, Notification
-from notifications.services import DeliveryOutcome
+from notifications import services
+from notifications.delivery import deliveries_claim, deliveries_run
+from notifications.models import DeliveryAttempt, Endpoint, Notification
+from tests.receiver import Receiver, Reply
 
-URL = "https://receiver.example/notify"
 SECRET = "whsec_bm90aWZpY2F0aW9ucy1zZXJ2aWNlcy10ZXN0LXNlY3JldA=="
 DATA = {"tx_no": "TX1", "amount": 1234, "currency": "CNY", "status": 100, "paid_at": None}
 State = Notification.State
+OPS_URLS = {}
 
 
 def secrets_for(sender_key: str) -> list[str]:
     """NOTIFY_SECRET_RESOLVER for these tests: notifications knows nothing of merchants."""
-    return {"shop": [SECRET]}[sender_key]
+    return {"shop": [SECRET], "other": [SECRET]}[sender_key]
+
+
+def ops_url_for(sender_key: str) -> str | None:
+    return OPS_URLS.get(sender_key)
 
 
 @pytest.fixture(autouse=True)
 def outbox_settings(settings, deliver_apply_async):
-    """Exact (jitter-free) exponential schedule, default caps and the test secret."""
+    """Exact (jitter-free) exponential schedule, the test secret, a short deadline."""
     settings.NOTIFY_RETRY_SCHEDULE = "exponential"
     settings.NOTIFY_RETRY_WINDOW = None
     settings.NOTIFY_TIME_SCALE = 1.0
     settings.NOTIFY_RETRY_JITTER = 0.0
-    settings.NOTIFY_COUNTDOWN_CAP = 300
     settings.NOTIFY_CLAIM_TIMEOUT = 120
-    settings.NOTIFY_REQUEUE_AFTER = 60
+    settings.NOTIFY_ATTEMPT_DEADLINE = 2.0
+    settings.NOTIFY_ENDPOINT_MAX_IN_FLIGHT = 16
     settings.NOTIFY_SECRET_RESOLVER = "tests.test_notifications_services.secrets_for"
+    settings.NOTIFY_OPS_URL_RESOLVER = "tests.test_notifications_services.ops_url_for"
     return settings
 
 
 @pytest.fixture
-def make_notification(db):
-    """``make_notification(**fields)`` → a notification created by the service, then with
-    ``fields`` forced onto its row (to put it in a given state)."""
+def dispatch_apply_async():
+    with mock.patch("notifications.tasks.dispatch.apply_async") as apply_async:
+        yield apply_async
 
-    def make(**fields):
+
+@pytest.fixture
+def receiver():
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def make_notification(db, receiver):
+    """``make_notification(url=..., sender_key=..., **fields)`` → a notification created by
+    the service (to ``receiver`` by default), then with ``fields`` forced onto its row."""
+
+    def make(*, url=None, sender_key="shop", **fields):
         notification = services.notification_create(
-            sender_key="shop",
+            sender_key=sender_key,
             subject="TX1",
             event_type="recharge.succeeded",
-            target_url=URL,
+            target_url=url or receiver.url,
             data=DATA,
         )
         if fields:
@@ -67,27 +85,29 @@ def make_notification(db):
     return make
 
 
-@pytest.fixture
-def receiver():
-    """A mocked receiver; register replies with ``receiver.add(...)``; inspect ``.calls``."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
-        yield mocked
-
-
 def make_due(notification):
     Notification.objects.filter(pk=notification.pk).update(next_attempt_at=timezone.now())
 
 
-def deliver(notification):
-    return services.notification_deliver(notification_id=notification.pk)
+def deliver(notification) -> str | None:
+    """Run one delivery with ``notification`` as the hint; its new state, or None when it
+    was not claimed."""
+    recorded = deliveries_run(hints=[notification.pk])
+    return next((r.state for r in recorded if r.notification_id == notification.pk), None)
+
+
+def endpoint_of(notification) -> Endpoint:
+    return Endpoint.objects.get(pk=notification.endpoint_id)
 
 
 # --- create -------------------------------------------------------------------------------
 
 
-def test_create_freezes_the_signed_envelope(make_notification):
-    """The body is the compact JSON envelope {id = webhook-id, type, created_at, data}."""
+def test_create_freezes_the_envelope_and_files_it_under_its_endpoint(make_notification, receiver):
+    """The body is the compact JSON envelope {id = webhook-id, type, created_at, data}; the
+    endpoint is the sender plus the URL's origin, one row however many notifications."""
     notification = make_notification()
+    second = make_notification()
 
     assert json.loads(notification.body) == {
         "id": notification.webhook_id,
@@ -95,17 +115,30 @@ def test_create_freezes_the_signed_envelope(make_notification):
         "created_at": notification.created_at.isoformat().replace("+00:00", "Z"),
         "data": DATA,
     }
-    assert notification.webhook_id == f"msg_{notification.pk.hex}"
-    assert ", " not in notification.body and ": " not in notification.body
+    endpoint = endpoint_of(notification)
+    assert (endpoint.sender_key, endpoint.state) == ("shop", Endpoint.State.CLOSED)
+    assert endpoint.origin == receiver.url.removesuffix("/notify")
+    assert second.endpoint_id == endpoint.pk
     stored = Notification.objects.get(pk=notification.pk)
-    assert stored.body == notification.body
     assert (stored.state, stored.attempt_count) == (State.PENDING, 0)
     assert stored.next_attempt_at == stored.created_at
-    assert stored.broker_eta == stored.created_at  # the on-commit message is expected
     assert not DeliveryAttempt.objects.exists()
 
 
-def test_create_enqueues_the_first_attempt_only_on_commit(
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://Shop.Example/notify?x=1", "https://shop.example:443"),
+        ("http://shop.example/n", "http://shop.example:80"),
+        ("http://shop.example:8080/n", "http://shop.example:8080"),
+        ("https://[2001:db8::1]/n", "https://[2001:db8::1]:443"),
+    ],
+)
+def test_origin_of_a_url(url, origin):
+    assert services.origin_of(url) == origin
+
+
+def test_create_wakes_a_worker_only_on_commit(
     make_notification, django_capture_on_commit_callbacks, deliver_apply_async
 ):
     """Nothing is sent inside the transaction; one callback sends the id on commit."""
@@ -115,9 +148,7 @@ def test_create_enqueues_the_first_attempt_only_on_commit(
     assert len(callbacks) == 1
     deliver_apply_async.assert_not_called()
     callbacks[0]()
-    deliver_apply_async.assert_called_once()
-    assert deliver_apply_async.call_args.kwargs["args"] == (str(notification.pk),)
-    assert not deliver_apply_async.call_args.kwargs.get("countdown")
+    deliver_apply_async.assert_called_once_with(args=(str(notification.pk),))
 
 
 def test_create_in_a_rolled_back_transaction_sends_nothing(
@@ -136,100 +167,94 @@ def test_create_in_a_rolled_back_transaction_sends_nothing(
     assert not Notification.objects.exists()
 
 
-# --- deliver ------------------------------------------------------------------------------
+# --- claim, send, record ------------------------------------------------------------------
 
 
-def test_deliver_success_marks_delivered_and_records_the_attempt(make_notification, receiver):
-    """A 2xx: delivered, attempt 1 with status 204 and a duration, no retry."""
+def test_success_marks_delivered_and_records_the_attempt(make_notification, receiver):
     notification = make_notification()
-    receiver.add(responses.POST, URL, status=204)
+    receiver.default = Reply(status=200, body=b"ok")
 
-    outcome = deliver(notification)
+    assert deliver(notification) == State.DELIVERED
 
-    assert outcome == DeliveryOutcome(attempted=True, state=State.DELIVERED, retry_in=None)
     notification.refresh_from_db()
-    assert notification.state == State.DELIVERED
-    assert notification.attempt_count == 1
-    assert notification.delivered_at is not None
-    assert (notification.last_status_code, notification.last_error) == (204, "")
-    assert notification.claimed_at is None
+    assert (notification.state, notification.attempt_count) == (State.DELIVERED, 1)
+    assert notification.delivered_at is not None and notification.claimed_at is None
     attempt = notification.attempts.get()
-    assert (attempt.number, attempt.status_code, attempt.succeeded) == (1, 204, True)
-    assert attempt.error == ""
-    assert 0 <= attempt.duration_ms < 10_000
+    assert (attempt.number, attempt.status_code, attempt.succeeded) == (1, 200, True)
+    assert (attempt.response_excerpt, attempt.error) == ("ok", "")
+    endpoint = endpoint_of(notification)
+    assert (endpoint.attempts_total, endpoint.failures_total) == (1, 0)
+    assert endpoint.last_success_at is not None
 
 
-def test_deliver_posts_the_frozen_body_signed(make_notification, receiver):
-    """The receiver gets the stored body byte for byte under a valid signature."""
+def test_the_frozen_body_is_posted_signed(make_notification, receiver):
     notification = make_notification()
-    receiver.add(responses.POST, URL, status=200)
 
     deliver(notification)
 
-    request = receiver.calls[0].request
+    [request] = receiver.received
     assert request.body == notification.body.encode()
     assert request.headers["webhook-id"] == notification.webhook_id
-    assert request.headers["Content-Type"] == "application/json"
-    payload = Webhook(SECRET).verify(request.body, dict(request.headers))
-    assert payload["data"] == DATA
+    assert Webhook(SECRET).verify(request.body, request.headers)
 
 
-def test_deliver_failure_schedules_a_countdown_retry(make_notification, receiver):
-    """A 500 is a failed attempt: pending again, due per the ladder (15 s), short enough
-    to travel as a Celery countdown (retry_in and broker_eta set)."""
+def test_failure_schedules_the_next_attempt_on_the_schedule(make_notification, receiver):
+    """A 500: failed attempt recorded, pending again, due 15 s later (the first step)."""
     notification = make_notification()
-    receiver.add(responses.POST, URL, status=500, body="boom")
-
+    receiver.default = Reply(status=500, body=b"boom")
     before = timezone.now()
-    outcome = deliver(notification)
-    after = timezone.now()
+
+    assert deliver(notification) == State.PENDING
 
     notification.refresh_from_db()
-    assert notification.state == State.PENDING
-    assert notification.attempt_count == 1
-    assert before + timedelta(seconds=15) <= notification.next_attempt_at
-    assert notification.next_attempt_at <= after + timedelta(seconds=15)
-    assert notification.broker_eta == notification.next_attempt_at
     assert (notification.last_status_code, notification.last_error) == (500, "HTTP 500")
-    assert outcome.attempted and outcome.state == State.PENDING
-    assert 14 < outcome.retry_in <= 15
-    attempt = notification.attempts.get()
-    assert (attempt.number, attempt.status_code, attempt.succeeded) == (1, 500, False)
-    assert (attempt.error, attempt.response_excerpt) == ("HTTP 500", "boom")
+    assert before + timedelta(seconds=15) <= notification.next_attempt_at
+    assert notification.next_attempt_at <= timezone.now() + timedelta(seconds=15)
+    assert notification.attempts.get().response_excerpt == "boom"
 
 
 @pytest.mark.parametrize(
-    ("ladder", "retry_in", "in_broker"),
-    [("300s", 300.0, True), ("301s", None, False), ("10m", None, False)],
+    ("retry_after", "waited"),
+    [("5", 15), ("20", 20), ("600", 30), (None, 15)],
+    ids=["below: the schedule", "within: as asked", "above: twice the schedule", "absent"],
 )
-def test_only_delays_up_to_the_countdown_cap_go_to_the_broker(
-    make_notification, receiver, outbox_settings, ladder, retry_in, in_broker
+def test_retry_after_is_honoured_within_one_and_two_times_the_schedule(
+    make_notification, receiver, retry_after, waited
 ):
-    """A delay <= NOTIFY_COUNTDOWN_CAP is a countdown; a longer one is kept only as
-    next_attempt_at (broker_eta None) for the sweeper."""
-    outbox_settings.NOTIFY_RETRY_SCHEDULE = ladder
+    """A 503 with Retry-After: the next attempt at that time, clamped to [1×, 2×] the
+    scheduled delay (15 s here)."""
     notification = make_notification()
-    receiver.add(responses.POST, URL, status=503)
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    receiver.default = Reply(status=503, headers=headers)
+    before = timezone.now()
 
-    outcome = deliver(notification)
+    deliver(notification)
 
     notification.refresh_from_db()
-    assert outcome.state == State.PENDING
-    assert outcome.retry_in == retry_in
-    assert (notification.broker_eta == notification.next_attempt_at) is in_broker
-    assert (notification.broker_eta is None) is not in_broker
-    assert notification.next_attempt_at > timezone.now() + timedelta(seconds=290)
+    delay = (notification.next_attempt_at - before).total_seconds()
+    assert waited <= delay < waited + 2
 
 
-def test_network_failure_is_a_failed_attempt(make_notification, receiver):
-    """A refused connection is recorded as a failed attempt without a status code."""
+def test_a_hanging_receiver_costs_the_deadline_and_is_recorded(make_notification, receiver):
+    """The attempt ends at the deadline, recorded as a timeout: never left claimed."""
     notification = make_notification()
-    receiver.add(responses.POST, URL, body=requests.ConnectionError("refused"))
+    receiver.default = Reply(hang=True)
 
-    outcome = deliver(notification)
+    assert deliver(notification) == State.PENDING
+
+    attempt = notification.attempts.get()
+    assert attempt.error == "timeout after 2 s"
+    assert 1900 <= attempt.duration_ms < 4000
+
+
+def test_a_refused_connection_is_a_failed_attempt(make_notification):
+    with Receiver() as gone:
+        url = gone.url
+    notification = make_notification(url=url)
+
+    assert deliver(notification) == State.PENDING
 
     notification.refresh_from_db()
-    assert outcome.state == State.PENDING
     assert notification.last_status_code is None
     assert notification.last_error.startswith("connection error")
 
@@ -238,41 +263,33 @@ def test_exhausted_after_the_ladder_with_the_same_id_and_body_every_time(
     make_notification, receiver, outbox_settings
 ):
     """Ladder 1s,1s: three failing attempts, then exhausted; every attempt sent the same
-    webhook-id and body, each freshly signed."""
+    webhook-id and body, each freshly signed; then nothing more is claimed."""
     outbox_settings.NOTIFY_RETRY_SCHEDULE = "1s,1s"
     notification = make_notification()
-    receiver.add(responses.POST, URL, status=500)
+    receiver.default = Reply(status=500)
 
     states = []
     for _ in range(3):
-        states.append(deliver(notification).state)
+        states.append(deliver(notification))
         make_due(notification)
 
     assert states == [State.PENDING, State.PENDING, State.EXHAUSTED]
-    notification.refresh_from_db()
-    assert notification.state == State.EXHAUSTED
-    assert notification.attempt_count == 3
     assert list(notification.attempts.values_list("number", flat=True)) == [1, 2, 3]
-    requests = [call.request for call in receiver.calls]
-    assert {r.headers["webhook-id"] for r in requests} == {notification.webhook_id}
-    assert {r.body for r in requests} == {notification.body.encode()}
-    for request in requests:
-        assert Webhook(SECRET).verify(request.body, dict(request.headers))
-    assert deliver(notification) == DeliveryOutcome(attempted=False)
-    assert len(receiver.calls) == 3
+    assert {r.headers["webhook-id"] for r in receiver.received} == {notification.webhook_id}
+    assert {r.body for r in receiver.received} == {notification.body.encode()}
+    for request in receiver.received:
+        assert Webhook(SECRET).verify(request.body, request.headers)
+    assert deliver(notification) is None
+    assert len(receiver.received) == 3
 
 
 def test_exhausted_when_the_window_has_closed(make_notification, receiver, outbox_settings):
     """NOTIFY_RETRY_WINDOW=1h and a notification created 2 h ago: a failure exhausts it."""
     outbox_settings.NOTIFY_RETRY_WINDOW = 3600
     notification = make_notification(created_at=timezone.now() - timedelta(hours=2))
-    receiver.add(responses.POST, URL, status=500)
+    receiver.default = Reply(status=500)
 
-    outcome = deliver(notification)
-
-    assert outcome == DeliveryOutcome(attempted=True, state=State.EXHAUSTED, retry_in=None)
-    notification.refresh_from_db()
-    assert (notification.state, notification.claimed_at) == (State.EXHAUSTED, None)
+    assert deliver(notification) == State.EXHAUSTED
 
 
 @pytest.mark.parametrize(
@@ -285,26 +302,47 @@ def test_exhausted_when_the_window_has_closed(make_notification, receiver, outbo
     ],
 )
 def test_nothing_to_claim_means_no_request(make_notification, receiver, fields):
-    """A duplicated or early task message finds nothing to claim: no HTTP, no change."""
+    """A duplicated or early wake-up finds nothing to claim: no HTTP, no change."""
     if fields.get("state") == State.SENDING:
         fields = {**fields, "claimed_at": timezone.now(), "attempt_count": 1}
     notification = make_notification(**fields)
-    receiver.add(responses.POST, URL, status=204)
 
-    outcome = deliver(notification)
+    assert deliver(notification) is None
 
-    assert outcome == DeliveryOutcome(attempted=False)
-    assert len(receiver.calls) == 0
+    assert receiver.received == []
     stored = Notification.objects.get(pk=notification.pk)
     assert (stored.state, stored.attempt_count) == (notification.state, notification.attempt_count)
     assert not DeliveryAttempt.objects.exists()
 
 
+def test_a_hint_for_a_notification_this_database_lacks_is_logged(db, caplog):
+    """Another deployment's message on a shared broker: an error naming the namespace."""
+    missing = "3f1e9b2c-0000-4000-8000-000000000000"
+
+    assert deliveries_claim(limit=1, hints=[missing, "not-a-uuid"]) == []
+
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert missing in errors[0].getMessage() and "DEPLOYMENT_NAMESPACE" in errors[0].getMessage()
+
+
+def test_an_unsigned_attempt_fails_without_a_request(make_notification, receiver, outbox_settings):
+    """A sender whose secrets cannot be found: the attempt fails with the reason, nothing
+    is sent, and the endpoint is not blamed."""
+    notification = make_notification(sender_key="nobody")
+
+    assert deliver(notification) == State.PENDING
+
+    assert receiver.received == []
+    assert notification.attempts.get().error.startswith("not sent: cannot sign (KeyError")
+    assert endpoint_of(notification).attempts_total == 0
+
+
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_deliveries_make_one_attempt(outbox_settings):
-    """Two workers run the same message at once (a redelivery): exactly one POST is made."""
+def test_concurrent_deliveries_make_one_attempt(outbox_settings, receiver):
+    """Two workers claim the same notification at once: exactly one POST is made."""
     notification = services.notification_create(
-        sender_key="shop", subject="TX1", event_type="recharge.succeeded", target_url=URL, data={}
+        sender_key="shop", subject="TX1", event_type="t", target_url=receiver.url, data={}
     )
     barrier = threading.Barrier(2)
     outcomes = []
@@ -316,53 +354,148 @@ def test_concurrent_deliveries_make_one_attempt(outbox_settings):
         finally:
             connection.close()
 
-    with responses.RequestsMock() as receiver:
-        receiver.add(responses.POST, URL, status=204)
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert len(receiver.calls) == 1
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
 
-    assert sorted(o.attempted for o in outcomes) == [False, True]
+    assert len(receiver.received) == 1
+    assert sorted(outcomes, key=str) == [None, State.DELIVERED]
     notification.refresh_from_db()
     assert (notification.state, notification.attempt_count) == (State.DELIVERED, 1)
 
 
-# --- tasks --------------------------------------------------------------------------------
+# --- endpoints: caps, turns, health --------------------------------------------------------
 
 
-def test_deliver_task_turns_a_short_delay_into_a_countdown_retry():
-    """The task wrapper raises self.retry(countdown=retry_in) when the service asks for it."""
-    outcome = DeliveryOutcome(attempted=True, state=State.PENDING, retry_in=12.5)
-    with (
-        mock.patch.object(services, "notification_deliver", return_value=outcome) as service,
-        mock.patch.object(tasks.deliver, "retry", return_value=Retry()) as retry,
-        pytest.raises(Retry),
-    ):
-        tasks.deliver.run("a-notification-id")
+def test_an_endpoint_gets_no_more_than_its_cap_in_flight(make_notification, outbox_settings):
+    """With a cap of 2 and 5 due, a claim takes 2; while those are in flight, none more."""
+    outbox_settings.NOTIFY_ENDPOINT_MAX_IN_FLIGHT = 2
+    for _ in range(5):
+        make_notification()
 
-    service.assert_called_once_with(notification_id="a-notification-id")
-    retry.assert_called_once_with(countdown=12.5)
+    assert len(deliveries_claim(limit=10)) == 2
+    assert deliveries_claim(limit=10) == []
+    assert Notification.objects.filter(state=State.SENDING).count() == 2
 
 
-def test_deliver_task_does_not_retry_when_the_sweeper_owns_the_next_attempt():
-    """retry_in None (delivered, exhausted or a long delay): the task just returns."""
-    outcome = DeliveryOutcome(attempted=True, state=State.PENDING, retry_in=None)
-    with (
-        mock.patch.object(services, "notification_deliver", return_value=outcome),
-        mock.patch.object(tasks.deliver, "retry") as retry,
-    ):
-        tasks.deliver.run("a-notification-id")
+def test_endpoints_are_served_in_turn(make_notification, outbox_settings):
+    """A backlog on one endpoint does not keep another waiting: the least recently served
+    endpoint with due work goes first, each up to its cap."""
+    outbox_settings.NOTIFY_ENDPOINT_MAX_IN_FLIGHT = 3
+    with Receiver() as busy, Receiver() as quiet:
+        for _ in range(20):
+            make_notification(url=busy.url)
+        make_notification(url=quiet.url)
+        served = {busy.url: timezone.now(), quiet.url: timezone.now() - timedelta(days=1)}
+        for url, last_claimed_at in served.items():
+            Endpoint.objects.filter(origin=url.removesuffix("/notify")).update(
+                last_claimed_at=last_claimed_at
+            )
 
-    retry.assert_not_called()
+        claimed = deliveries_claim(limit=4)
+
+    origins = [c.url for c in claimed]
+    assert origins[0] == quiet.url
+    assert origins.count(busy.url) == 3
+
+
+def test_the_circuit_opens_and_nothing_is_sent_until_the_probe(make_notification, receiver):
+    """Five failures in a row open the circuit: due notifications wait, no request goes,
+    and the sweeper does not wake anyone for them; once the wait is over one probe goes,
+    and its success closes the circuit so the rest follow."""
+    receiver.default = Reply(status=500)
+    failing = [make_notification() for _ in range(5)]
+    assert {deliver(n) for n in failing} == {State.PENDING}
+    endpoint = endpoint_of(failing[0])
+    assert endpoint.state == Endpoint.State.OPEN
+    for notification in failing:
+        make_due(notification)
+
+    assert deliveries_run(limit=10) == []
+    assert len(receiver.received) == 5
+
+    Endpoint.objects.filter(pk=endpoint.pk).update(retry_at=timezone.now())
+    receiver.default = Reply(status=204)
+    [probe] = deliveries_run(limit=10)
+    assert probe.state == State.DELIVERED
+    assert endpoint_of(failing[0]).state == Endpoint.State.CLOSED
+    assert {r.state for r in deliveries_run(limit=10)} == {State.DELIVERED}
+
+
+def test_disabled_after_failing_for_days_and_everyone_is_told(
+    make_notification, receiver, django_capture_on_commit_callbacks, settings
+):
+    """An endpoint failing since before ENDPOINT_DISABLE_AFTER is disabled by its next
+    failure: staff get an email, the sender's ops URL an endpoint.disabled notification,
+    and the endpoint is sent nothing more."""
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    with Receiver() as ops:
+        OPS_URLS["shop"] = ops.url
+        receiver.default = Reply(status=500)
+        notification = make_notification()
+        Endpoint.objects.filter(pk=notification.endpoint_id).update(
+            failing_since=timezone.now() - timedelta(days=6)
+        )
+
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(notification)
+
+    OPS_URLS.clear()
+    endpoint = endpoint_of(notification)
+    assert (endpoint.state, endpoint.disabled_at is not None) == (Endpoint.State.DISABLED, True)
+    assert len(mail.outbox) == 1 and endpoint.origin in mail.outbox[0].subject
+    alert = Notification.objects.get(event_type="endpoint.disabled")
+    assert alert.target_url == ops.url
+    assert json.loads(alert.body)["data"]["origin"] == endpoint.origin
+    make_due(notification)
+    assert deliver(notification) is None
+
+
+def test_re_enable_and_recover_resend_what_was_not_delivered_since(
+    make_notification, dispatch_apply_async, django_capture_on_commit_callbacks
+):
+    """Recover re-enables the endpoint and reschedules its undelivered notifications created
+    since the given time (not older ones, not delivered ones, not one in flight)."""
+    now = timezone.now()
+    old = make_notification(state=State.EXHAUSTED, created_at=now - timedelta(days=3))
+    exhausted = make_notification(state=State.EXHAUSTED, created_at=now - timedelta(hours=5))
+    waiting = make_notification(next_attempt_at=now + timedelta(hours=2))
+    delivered = make_notification(state=State.DELIVERED)
+    in_flight = make_notification(state=State.SENDING)
+    Endpoint.objects.filter(pk=old.endpoint_id).update(
+        state=Endpoint.State.DISABLED, disabled_at=now, consecutive_failures=40
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        count = services.endpoint_recover(
+            endpoint_id=old.endpoint_id, since=now - timedelta(days=1)
+        )
+
+    assert count == 2
+    endpoint = endpoint_of(old)
+    assert (endpoint.state, endpoint.consecutive_failures, endpoint.disabled_at) == (
+        Endpoint.State.CLOSED,
+        0,
+        None,
+    )
+    states = {n.pk: n.state for n in Notification.objects.all()}
+    assert states[exhausted.pk] == states[waiting.pk] == State.PENDING
+    assert (states[old.pk], states[delivered.pk], states[in_flight.pk]) == (
+        State.EXHAUSTED,
+        State.DELIVERED,
+        State.SENDING,
+    )
+    assert dispatch_apply_async.called
 
 
 # --- sweep --------------------------------------------------------------------------------
 
 
-def test_sweep_releases_an_orphaned_claim_as_an_abandoned_attempt(make_notification, receiver):
+def test_sweep_releases_an_orphaned_claim_as_an_abandoned_attempt(
+    make_notification, dispatch_apply_async
+):
     """A claim older than NOTIFY_CLAIM_TIMEOUT (worker killed) becomes a failed "abandoned"
     attempt and the next attempt is scheduled; a recent claim is left alone."""
     now = timezone.now()
@@ -374,64 +507,46 @@ def test_sweep_releases_an_orphaned_claim_as_an_abandoned_attempt(make_notificat
 
     result = services.notifications_sweep()
 
-    assert result == {"released": 1, "enqueued": 0}
+    assert result == {"released": 1, "wakes": 0}
     orphan.refresh_from_db()
-    assert orphan.state == State.PENDING
-    assert orphan.claimed_at is None and orphan.broker_eta is None
+    assert (orphan.state, orphan.claimed_at) == (State.PENDING, None)
     assert now + timedelta(seconds=14) < orphan.next_attempt_at < now + timedelta(seconds=20)
-    assert orphan.last_error.startswith("abandoned")
     attempt = orphan.attempts.get()
     assert (attempt.number, attempt.status_code, attempt.succeeded) == (1, None, False)
-    assert attempt.started_at == dead_claim
-    assert attempt.error.startswith("abandoned")
+    assert attempt.started_at == dead_claim and attempt.error.startswith("abandoned")
     in_flight.refresh_from_db()
-    assert in_flight.state == State.SENDING
-    assert not in_flight.attempts.exists()
+    assert in_flight.state == State.SENDING and not in_flight.attempts.exists()
+    assert endpoint_of(orphan).attempts_total == 0  # not the endpoint's failure
 
     make_due(orphan)
-    receiver.add(responses.POST, URL, status=204)
-    assert deliver(orphan).state == State.DELIVERED
+    assert deliver(orphan) == State.DELIVERED
     assert list(orphan.attempts.values_list("number", "succeeded")) == [(1, False), (2, True)]
 
 
-def test_sweep_enqueues_due_rows_without_a_live_message(
-    make_notification, django_capture_on_commit_callbacks, deliver_apply_async
+def test_sweep_wakes_workers_only_for_notifications_that_may_go(
+    make_notification, dispatch_apply_async, outbox_settings
 ):
-    """Due rows with no broker message (none, or one presumed lost) are enqueued, oldest
-    first; a recent message, a future attempt and a final row are not."""
+    """One wake-up per CLAIM_BATCH due notifications on serveable endpoints; none for rows
+    not yet due, final, or waiting on an open circuit; none at all when nothing is due."""
+    outbox_settings.NOTIFY_CLAIM_BATCH = 2
     now = timezone.now()
-    never_sent = make_notification(next_attempt_at=now - timedelta(minutes=2), broker_eta=None)
-    lost = make_notification(
-        next_attempt_at=now - timedelta(minutes=1), broker_eta=now - timedelta(minutes=10)
+    for _ in range(3):
+        make_notification(next_attempt_at=now - timedelta(minutes=1))
+    make_notification(next_attempt_at=now + timedelta(hours=1))
+    make_notification(state=State.DELIVERED)
+    with Receiver() as down:
+        blocked = make_notification(url=down.url)
+    Endpoint.objects.filter(pk=blocked.endpoint_id).update(
+        state=Endpoint.State.OPEN, retry_at=now + timedelta(minutes=5)
     )
-    make_notification(broker_eta=now - timedelta(seconds=5))  # message still live
-    make_notification(next_attempt_at=now + timedelta(hours=1), broker_eta=None)
-    make_notification(state=State.DELIVERED, broker_eta=None)
-    make_notification(state=State.EXHAUSTED, broker_eta=None)
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        result = services.notifications_sweep()
+    assert services.notifications_sweep() == {"released": 0, "wakes": 2}
+    assert dispatch_apply_async.call_count == 2
 
-    assert result == {"released": 0, "enqueued": 2}
-    assert len(callbacks) == 2
-    sent = [call.kwargs["args"] for call in deliver_apply_async.call_args_list]
-    assert sent == [(str(never_sent.pk),), (str(lost.pk),)]
-    for notification in (never_sent, lost):
-        notification.refresh_from_db()
-        assert notification.broker_eta >= now
-    assert services.notifications_sweep() == {"released": 0, "enqueued": 0}
-
-
-def test_sweep_leaves_a_long_delay_to_its_due_time(make_notification, receiver, outbox_settings):
-    """A retry kept only in the database (longer than the cap) is enqueued once it is due."""
-    outbox_settings.NOTIFY_RETRY_SCHEDULE = "10m"
-    notification = make_notification()
-    receiver.add(responses.POST, URL, status=500)
-    deliver(notification)
-
-    assert services.notifications_sweep()["enqueued"] == 0
-    make_due(notification)
-    assert services.notifications_sweep()["enqueued"] == 1
+    Notification.objects.filter(state=State.PENDING, next_attempt_at__lte=now).update(
+        state=State.DELIVERED
+    )
+    assert services.notifications_sweep()["wakes"] == 0
 
 
 # --- resend -------------------------------------------------------------------------------
@@ -440,36 +555,29 @@ def test_sweep_leaves_a_long_delay_to_its_due_time(make_notification, receiver, 
 def test_resend_gives_an_exhausted_notification_one_more_attempt(
     make_notification, receiver, django_capture_on_commit_callbacks
 ):
-    """Staff's resend: pending and due now, one message on commit, exactly one more POST;
+    """Staff's resend: pending and due now, one wake-up on commit, exactly one more POST;
     failing again leaves it exhausted with no further attempt."""
     notification = make_notification(
         state=State.EXHAUSTED, attempt_count=15, next_attempt_at=timezone.now() - timedelta(days=1)
     )
-    receiver.add(responses.POST, URL, status=500)
+    receiver.default = Reply(status=500)
 
     with django_capture_on_commit_callbacks() as callbacks:
         assert services.notification_resend(notification_id=notification.pk) is True
 
     assert len(callbacks) == 1
-    notification.refresh_from_db()
-    assert notification.state == State.PENDING
-    assert notification.next_attempt_at <= timezone.now()
-    assert deliver(notification).state == State.EXHAUSTED
-    assert deliver(notification) == DeliveryOutcome(attempted=False)
-    assert len(receiver.calls) == 1
-    notification.refresh_from_db()
-    assert notification.attempt_count == 16
+    assert deliver(notification) == State.EXHAUSTED
+    assert deliver(notification) is None
+    assert len(receiver.received) == 1
     assert list(notification.attempts.values_list("number", flat=True)) == [16]
 
 
-def test_resend_that_succeeds_delivers(make_notification, receiver):
-    """An exhausted notification resent to a receiver that is back is delivered."""
+def test_resend_that_succeeds_delivers(make_notification):
     notification = make_notification(state=State.EXHAUSTED, attempt_count=15)
-    receiver.add(responses.POST, URL, status=200)
 
     services.notification_resend(notification_id=notification.pk)
 
-    assert deliver(notification).state == State.DELIVERED
+    assert deliver(notification) == State.DELIVERED
 
 
 def test_resend_refuses_while_an_attempt_is_in_flight(

@@ -17,6 +17,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "core",  # before the admin: its admin/base_site.html (banners) is found first
     "core.admin_site.ProjectAdminConfig",  # django.contrib.admin, lookups restricted
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -27,7 +28,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "core",
     "notifications",
     "payments",
     "accounts",
@@ -79,9 +79,18 @@ STATIC_ROOT = VAR_DIR / "static"
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Admin ----------------------------------------------------------------------------------
+# Callables returning lines shown as errors at the top of every admin page.
+ADMIN_BANNERS = ["notifications.alerts.endpoint_banners"]
 # An order pending longer than this is "stuck" in the admin's filters.
 # Past the order TTL plus an expiry tick, a pending order means expiry itself is not running.
 STUCK_AFTER = env.float("STUCK_AFTER", default=45 * 60)  # seconds
+
+# Who mail_admins writes to (an endpoint disabled, say): "ops@example.com,oncall@example.com".
+ADMINS = [(email, email) for email in env.list("DJANGO_ADMINS", default=[])]
+SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="recharge-notify@localhost")
+# How mail goes out (django-environ's EMAIL_URL, e.g. smtp+tls://user:pass@host:587);
+# development prints it on the console.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 
 LOGGING = {
     "version": 1,

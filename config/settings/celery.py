@@ -26,8 +26,7 @@ CELERY_TASK_ACKS_LATE = True
 # do not ack. No poison-message loop: the requeued delivery finds its attempt still claimed.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message reserved per process: a dead worker strands at most one, and long queues stay
-# in Redis rather than in worker memory. (Countdown messages are reserved beyond it; the
-# sweeper re-sends those of a dead worker once NOTIFY_REQUEUE_AFTER has passed.)
+# in Redis rather than in worker memory.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # When Redis goes away, let running deliveries finish and record their result in the
 # database; cancelling them (Celery 6's default) would leave claims for the sweeper to free.
@@ -36,8 +35,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # every delivery until someone restarted it.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redis redelivers an unacked message after the visibility timeout; every task (and every
-    # countdown, capped by NOTIFY_COUNTDOWN_CAP) must finish well inside it (kombu issue 337).
+    # Redis redelivers an unacked message after the visibility timeout; every task must
+    # finish well inside it (kombu issue 337).
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     # This deployment's queues, unacked messages and control channels on a shared Redis
     # (DEPLOYMENT_NAMESPACE): another deployment's worker never sees them.
@@ -52,7 +51,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 # Hard limit below the visibility timeout: no task is still running when Redis hands its
-# message to another worker. notifications.deliver has its own, below NOTIFY_CLAIM_TIMEOUT.
+# message to another worker. (Delivery tasks only wake the dispatcher: microseconds.)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -60,6 +59,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # routes rather than the task's ``queue=`` attribute, which Celery 6 drops.
 CELERY_TASK_ROUTES = {
     "notifications.deliver": {"queue": "notifications"},
+    "notifications.dispatch": {"queue": "notifications"},
     "notifications.sweep": {"queue": "periodic"},
     "payments.expire_stale_orders": {"queue": "periodic"},
     "accounts.reconcile_pending": {"queue": "periodic"},

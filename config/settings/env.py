@@ -13,17 +13,19 @@ VAR_DIR = BASE_DIR / "var"
 env = environ.Env()
 
 
-def env_overrides(prefix: str, defaults: dict) -> dict:
-    """``{prefix + name: value}`` for every knob of an app's ``defaults``: the environment
+def env_overrides(prefix: str, defaults: dict, casts: dict | None = None) -> dict:
+    """``{prefix + name: value}`` for the knobs of an app's ``defaults``: the environment
     variable of that name parsed like its default (bool, int, float, comma-separated list,
-    text; a default of None is a number of seconds when set), or the default.
+    text) or by ``casts[name]`` (``env.float``, say), else the default. A knob whose default
+    is None and that has no cast is left out: it is the project's to set in code.
 
     Raises ``ImproperlyConfigured`` (django-environ) for a value that does not parse.
     """
     parsers = {bool: env.bool, int: env.int, float: env.float, list: env.list, str: env.str}
+    casts = casts or {}
     values = {}
     for name, default in defaults.items():
-        key = prefix + name
-        parse = env.float if default is None else parsers[type(default)]
-        values[key] = parse(key, default=default)
+        parse = casts.get(name) or parsers.get(type(default))
+        if parse is not None:
+            values[prefix + name] = parse(prefix + name, default=default)
     return values

@@ -5,9 +5,10 @@ from notifications.conf import DEFAULTS
 
 from .env import env, env_overrides
 
-globals().update(env_overrides("NOTIFY_", DEFAULTS))
+globals().update(env_overrides("NOTIFY_", DEFAULTS, casts={"RETRY_WINDOW": env.float}))
 
-# Payments' merchants sign their notifications (payments/selectors.py).
+# Payments' merchants sign their notifications, and may name an ops URL (payments/selectors.py).
 NOTIFY_SECRET_RESOLVER = "payments.selectors.merchant_webhook_secrets"
+NOTIFY_OPS_URL_RESOLVER = "payments.selectors.merchant_ops_url"
 # Development lets the local demo notify itself on loopback; production refuses such ranges.
 NOTIFY_ALLOWED_NETWORKS = env.list("NOTIFY_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])

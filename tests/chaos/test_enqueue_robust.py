@@ -33,5 +33,5 @@ def test_broker_down_at_commit_leaves_the_row_for_the_sweeper(transactional_db, 
     apply_async.assert_called_once_with(args=(str(notification.pk),))
     row = Notification.objects.get(pk=notification.pk)
     assert (row.state, row.attempt_count) == (Notification.State.PENDING, 0)
-    assert row.broker_eta == row.created_at  # the sweeper re-sends it after REQUEUE_AFTER
+    assert row.next_attempt_at == row.created_at  # due: the sweeper wakes a worker for it
     assert "in on_commit() during transaction" in caplog.text

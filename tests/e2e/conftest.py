@@ -151,7 +151,7 @@ def start_stack(request, transactional_db, redis_flushed, stack_merchant):
             # Every callback here is over loopback, which the SSRF guard refuses unless named.
             "NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
             "NOTIFY_CONNECT_TIMEOUT": "2",
-            "NOTIFY_READ_TIMEOUT": "10",
+            "NOTIFY_ATTEMPT_DEADLINE": "10",
             "WORKER_CONCURRENCY": "2",
             **{key: str(value) for key, value in overrides.items()},
         }

@@ -7,40 +7,39 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
-import responses
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from notifications import services as notification_services
+from notifications.delivery import deliveries_run
 from notifications.signing import signed_headers
 from payments import selectors, services
 from payments.models import Merchant
 from tests.conftest import WEBHOOK_SECRET
+from tests.receiver import Receiver
 
 NOTIFY_URL = reverse("accounts:notify")
-RECEIVER = "https://merchant.example/notify"
 
 
 @pytest.fixture
 def deliver_headers(deliver_apply_async):
     """``deliver_headers(merchant)`` → the body and headers of a notification of ``merchant``
-    as the delivery worker actually POSTs it now (the receiver mocked)."""
+    as the delivery worker actually POSTs it now (to a real loopback receiver)."""
 
     def deliver(merchant) -> tuple[str, dict]:
-        notification = notification_services.notification_create(
-            sender_key=merchant.app_id,
-            subject="TX-ROT",
-            event_type="recharge.succeeded",
-            target_url=RECEIVER,
-            data={"tx_no": "TX-ROT"},
-        )
-        with responses.RequestsMock() as receiver:
-            receiver.add(responses.POST, RECEIVER, status=204)
-            notification_services.notification_deliver(notification_id=notification.pk)
-            request = receiver.calls[0].request
-        return request.body.decode(), dict(request.headers)
+        with Receiver() as receiver:
+            notification = notification_services.notification_create(
+                sender_key=merchant.app_id,
+                subject="TX-ROT",
+                event_type="recharge.succeeded",
+                target_url=receiver.url,
+                data={"tx_no": "TX-ROT"},
+            )
+            deliveries_run(hints=[notification.pk])
+        [request] = receiver.received
+        return request.body.decode(), request.headers
 
     return deliver
 

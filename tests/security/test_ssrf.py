@@ -4,13 +4,14 @@ No test here ever reaches outside loopback: names resolve through the suite's fa
 and the tripwire fixture fails any test that tries to connect anywhere else.
 """
 
+import asyncio
 import socket
 import threading
 
 import pytest
 from django.utils import timezone
 
-from notifications import http, netguard, services
+from notifications import delivery, http, netguard, services
 from notifications.models import DeliveryAttempt, Notification
 
 
@@ -137,7 +138,15 @@ def recording_server():
 
 
 def post(url):
-    return http.post(url, body=b"{}", headers={}, timeout=(1, 2), excerpt_bytes=64)
+    """One POST through the delivery client, as a worker makes it."""
+
+    async def send():
+        async with http.client_session(connect_timeout=1) as session:
+            return await http.post(
+                session, url, body=b"{}", headers={}, deadline=2, excerpt_bytes=64
+            )
+
+    return asyncio.run(send())
 
 
 def test_refused_destination_is_a_failed_result_and_nothing_is_sent(production_policy):
@@ -229,7 +238,6 @@ def test_environment_proxies_are_ignored(production_policy, monkeypatch):
     connected to, which a proxy would hide (and the proxy itself is private here)."""
     monkeypatch.setenv("HTTP_PROXY", "http://10.0.0.1:3128")
     monkeypatch.setenv("HTTPS_PROXY", "http://10.0.0.1:3128")
-    monkeypatch.setattr(http, "_local", threading.local())  # a fresh session
 
     result = post("http://169.254.169.254/latest/meta-data/")
 
@@ -267,21 +275,22 @@ def test_reply_is_read_only_up_to_the_excerpt(settings):
 def test_delivery_to_a_refused_destination_is_a_failed_attempt(
     merchant, production_policy, deliver_apply_async, target_url, reason
 ):
-    """notification_deliver to a blocked target: a failed DeliveryAttempt with the reason,
-    no HTTP status, the notification pending its retry; never an exception."""
+    """A delivery to a blocked target: a failed DeliveryAttempt with the reason, no HTTP
+    status, the notification pending its retry; never an exception."""
     notification = Notification.objects.create(
         sender_key=merchant.app_id,
         subject="TX1",
         event_type="recharge.succeeded",
         target_url=target_url,
+        endpoint_id=services.endpoint_id_for(sender_key=merchant.app_id, url=target_url),
         body="{}",
         created_at=timezone.now(),
         next_attempt_at=timezone.now(),
     )
 
-    outcome = services.notification_deliver(notification_id=notification.pk)
+    [recorded] = delivery.deliveries_run(hints=[notification.pk])
 
-    assert outcome.attempted is True
+    assert recorded.state == Notification.State.PENDING
     attempt = DeliveryAttempt.objects.get(notification=notification)
     assert (attempt.succeeded, attempt.status_code) == (False, None)
     assert attempt.error == f"refused destination: {reason}"

@@ -25,13 +25,20 @@ class Command(BaseCommand):
             "covers subdomains). Default: PAYMENTS_DEFAULT_ALLOWED_HOSTS.",
         )
 
-    def handle(self, *args, name, dev_credentials, allowed_hosts=None, **options):
+        parser.add_argument(
+            "--ops-url",
+            default="",
+            metavar="URL",
+            help="Where operational notifications (endpoint.disabled) go; an allowed host.",
+        )
+
+    def handle(self, *args, name, dev_credentials, allowed_hosts=None, ops_url="", **options):
         try:
-            self._create(name, dev_credentials, allowed_hosts)
+            self._create(name, dev_credentials, allowed_hosts, ops_url)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
 
-    def _create(self, name, dev_credentials, allowed_hosts):
+    def _create(self, name, dev_credentials, allowed_hosts, ops_url):
         if dev_credentials:
             if not settings.DEBUG:
                 raise CommandError("--dev-credentials is refused unless DEBUG is on")
@@ -44,7 +51,7 @@ class Command(BaseCommand):
                 allowed_hosts=allowed_hosts,
             )
         else:
-            credentials = merchant_create(name=name, allowed_hosts=allowed_hosts)
+            credentials = merchant_create(name=name, allowed_hosts=allowed_hosts, ops_url=ops_url)
         self.stdout.write(f"app_id:         {credentials.merchant.app_id}")
         self.stdout.write(f"allowed hosts:  {', '.join(credentials.merchant.allowed_hosts)}")
         self.stdout.write(f"api_key:        {credentials.api_key}")

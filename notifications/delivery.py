@@ -1,0 +1,445 @@
+"""Delivery in three steps that any number of workers run at once: claim due notifications,
+send them (``notifications.http``), record what each attempt returned.
+
+- **Claim.** An attempt is claimed in the database before anything is sent: its row moves
+  ``pending → sending`` with ``attempt_count + 1`` in one ``UPDATE … RETURNING``, so a row is
+  sent by one worker once per claim, whoever else is looking. Endpoints are served in turn
+  (least recently served first, their rows locked with ``SKIP LOCKED``), each up to its cap
+  on requests in flight (``notifications.circuit.in_flight_cap``: none while its circuit is
+  open, one probe when half-open), so one endpoint's backlog or slowness never holds
+  another's deliveries back.
+- **Send.** Concurrently, each within ``ATTEMPT_DEADLINE``.
+- **Record.** Many attempts in one transaction: the attempt rows, each notification moved to
+  delivered, its next attempt (the retry schedule, a 429/503's ``Retry-After`` honoured within
+  [1×, 2×] the scheduled delay) or exhausted, and each endpoint's health. A result is only
+  applied while its claim stands (same attempt number, still in flight), so an attempt whose
+  claim the sweeper gave up on cannot overwrite a newer one.
+
+``notifications.dispatcher`` runs these steps continuously in each worker process;
+``deliveries_run`` runs them once, synchronously (tests, a shell).
+"""
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from . import circuit, http, signing
+from .conf import notify_settings
+from .models import DeliveryAttempt, Endpoint, Notification
+from .retry import schedule_from_settings
+from .secrets import sender_secrets
+
+logger = logging.getLogger(__name__)
+State = Notification.State
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed attempt, signed and ready to send: attempt ``number`` of a notification.
+    ``headers`` is None when it could not be signed (``sign_error`` says why)."""
+
+    notification_id: object
+    number: int
+    endpoint_id: int
+    created_at: datetime
+    url: str
+    body: bytes
+    headers: dict | None
+    sign_error: str = ""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an attempt did: the notification's new state and, while it is
+    pending, when its next attempt is due (None once it is final or its claim was lost)."""
+
+    notification_id: object
+    state: str | None
+    next_attempt_at: datetime | None = None
+
+
+# --- Claim ---------------------------------------------------------------------------------
+
+
+def deliveries_claim(*, limit: int, hints=(), now: datetime | None = None) -> list[Claimed]:
+    """Claim up to ``limit`` due attempts: the notifications named in ``hints`` first (a
+    fresh notification's fast path), then the other endpoints with due work in turn.
+
+    A hint that names no notification at all is logged as an error: its message came from
+    another deployment sharing the broker (see ``DEPLOYMENT_NAMESPACE``).
+    """
+    now = now or timezone.now()
+    claimed: list[Claimed] = []
+    hints = list(dict.fromkeys(hints))
+    if hints:
+        claimed += _claim_hinted(hints, limit=limit, now=now)
+    if len(claimed) < limit:
+        claimed += _claim_round_robin(limit=limit - len(claimed), now=now)
+    return claimed
+
+
+def _claim_hinted(hints: list, *, limit: int, now: datetime) -> list[Claimed]:
+    pks = [_as_pk(hint) for hint in hints]
+    found = dict(
+        Notification.objects.filter(pk__in=[pk for pk in pks if pk]).values_list(
+            "pk", "endpoint_id"
+        )
+    )
+    _warn_unknown([hint for hint, pk in zip(hints, pks, strict=True) if pk not in found])
+    claimed = []
+    for endpoint_id in dict.fromkeys(found.values()):
+        if len(claimed) >= limit:
+            break
+        first = [pk for pk, endpoint in found.items() if endpoint == endpoint_id]
+        claimed += _claim_endpoint(endpoint_id, limit=limit - len(claimed), now=now, first=first)
+    return claimed
+
+
+def _claim_round_robin(*, limit: int, now: datetime) -> list[Claimed]:
+    """Endpoints with due work, least recently served first, each up to its room."""
+    due = Notification.objects.filter(
+        endpoint=OuterRef("pk"), state=State.PENDING, next_attempt_at__lte=now
+    )
+    candidates = (
+        Endpoint.objects.filter(_serveable(now))
+        .filter(Exists(due))
+        .order_by(F("last_claimed_at").asc(nulls_first=True))
+        .values_list("pk", flat=True)[: notify_settings.CLAIM_BATCH]
+    )
+    claimed: list[Claimed] = []
+    for endpoint_id in list(candidates):
+        if len(claimed) >= limit:
+            break
+        claimed += _claim_endpoint(endpoint_id, limit=limit - len(claimed), now=now)
+    return claimed
+
+
+def _serveable(now: datetime) -> Q:
+    """Endpoints that may be sent something at ``now``: closed, or open past its wait."""
+    waited = Q(state__in=[Endpoint.State.OPEN, Endpoint.State.HALF_OPEN], retry_at__lte=now)
+    return Q(state=Endpoint.State.CLOSED) | waited
+
+
+def _claim_endpoint(endpoint_id, *, limit: int, now: datetime, first=()) -> list[Claimed]:
+    """Claim up to ``limit`` of one endpoint's due notifications (``first`` before the
+    rest), within its room, under a lock on its row. Another worker holding that lock is
+    serving it right now: skipped."""
+    with transaction.atomic():
+        endpoint = (
+            Endpoint.objects.select_for_update(skip_locked=True).filter(pk=endpoint_id).first()
+        )
+        if endpoint is None:
+            return []
+        health = _health(endpoint)
+        sending = Notification.objects.filter(endpoint=endpoint, state=State.SENDING).count()
+        room = min(limit, circuit.in_flight_cap(health, now) - sending)
+        if room <= 0:
+            return []
+        due = Notification.objects.filter(
+            endpoint=endpoint, state=State.PENDING, next_attempt_at__lte=now
+        )
+        ids = list(first) + list(
+            due.exclude(pk__in=list(first))
+            .order_by("next_attempt_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:room]
+        )
+        rows = _claim_rows(ids[:room], now)
+        # A probe claimed for an open circuit makes it half-open; an empty claim changes
+        # nothing but the endpoint's turn.
+        state = circuit.probing(health, now).state if rows else endpoint.state
+        Endpoint.objects.filter(pk=endpoint.pk).update(last_claimed_at=now, state=state)
+    return [_prepared(row, now) for row in rows]
+
+
+def _claim_rows(ids: list, now: datetime) -> list[Notification]:
+    """``pending → sending`` for those of ``ids`` still pending and due, in one
+    ``UPDATE … RETURNING`` (PostgreSQL; SQLite 3.35+): the claimed rows."""
+    if not ids:
+        return []
+    meta = Notification._meta
+    quote = connection.ops.quote_name
+
+    def prep(name, value):
+        return meta.get_field(name).get_db_prep_value(value, connection)
+
+    count = quote("attempt_count")
+    marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote('state')} = %s, {quote('claimed_at')} = %s, "
+        f"{count} = {count} + 1 "
+        f"WHERE {quote('id')} IN ({marks}) AND {quote('state')} = %s "
+        f"AND {quote('next_attempt_at')} <= %s "
+        f"RETURNING {', '.join(quote(field.column) for field in meta.concrete_fields)}"
+    )
+    params = [
+        State.SENDING,
+        prep("claimed_at", now),
+        *(prep("id", pk) for pk in ids),
+        State.PENDING,
+        prep("next_attempt_at", now),
+    ]
+    # raw() maps the returned columns onto Notifications with the backend's converters.
+    return list(Notification.objects.raw(sql, params, using=connection.alias))
+
+
+def _prepared(notification: Notification, now: datetime) -> Claimed:
+    """The claimed attempt with its Standard Webhooks headers, signed at ``now``."""
+    headers, error = None, ""
+    try:
+        secrets = sender_secrets(notification.sender_key)
+        headers = signing.signed_headers(
+            webhook_id=notification.webhook_id,
+            body=notification.body,
+            secrets=secrets,
+            timestamp=now,
+        )
+    except Exception as exc:  # a sender without secrets fails its own attempt, not the batch
+        logger.exception("cannot sign notification %s", notification.pk)
+        error = f"not sent: cannot sign ({type(exc).__name__}: {exc})"
+    return Claimed(
+        notification_id=notification.pk,
+        number=notification.attempt_count,
+        endpoint_id=notification.endpoint_id,
+        created_at=notification.created_at,
+        url=notification.target_url,
+        body=notification.body.encode(),
+        headers=headers,
+        sign_error=error[:255],
+    )
+
+
+# --- Send ----------------------------------------------------------------------------------
+
+
+async def attempt_send(session, claimed: Claimed) -> http.PostResult:
+    """Send one claimed attempt (an unsigned one fails without a request)."""
+    if claimed.headers is None:
+        return http.PostResult(None, "", claimed.sign_error, 0)
+    return await http.post(
+        session,
+        claimed.url,
+        body=claimed.body,
+        headers=claimed.headers,
+        deadline=notify_settings.ATTEMPT_DEADLINE,
+        excerpt_bytes=notify_settings.RESPONSE_EXCERPT_BYTES,
+    )
+
+
+# --- Record --------------------------------------------------------------------------------
+
+
+def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) -> list[Recorded]:
+    """Record finished attempts, ``(claimed, result, started_at)`` each, in one transaction:
+    the attempt rows, each notification's next state, each endpoint's health. Endpoints that
+    this disables are announced once the transaction commits (``notifications.alerts``).
+
+    The endpoints' rows are locked first, in id order, as claims lock them before their
+    notifications: two workers never wait on each other in opposite orders.
+    """
+    now = timezone.now()
+    outcomes = defaultdict(list)  # endpoint id → succeeded, per attempt it was sent
+    for claimed, result, _ in results:
+        if claimed.headers is not None:  # an unsigned attempt never reached the endpoint
+            outcomes[claimed.endpoint_id].append(result.ok)
+    with transaction.atomic():
+        endpoints = Endpoint.objects.select_for_update().filter(pk__in=outcomes).order_by("pk")
+        endpoints = {endpoint.pk: endpoint for endpoint in endpoints}
+        DeliveryAttempt.objects.bulk_create(
+            [_attempt_row(claimed, result, started) for claimed, result, started in results],
+            # Attempt ``number`` may have a row already if its claim was released as orphaned
+            # meanwhile: the real result replaces it.
+            update_conflicts=True,
+            unique_fields=["notification", "number"],
+            update_fields=[
+                "started_at",
+                "duration_ms",
+                "status_code",
+                "response_excerpt",
+                "error",
+                "succeeded",
+            ],
+        )
+        recorded = _move_on(results, now)
+        for endpoint_id, endpoint in endpoints.items():
+            _endpoint_after(endpoint, outcomes[endpoint_id], now)
+    return recorded
+
+
+def _attempt_row(claimed: Claimed, result: http.PostResult, started: datetime):
+    return DeliveryAttempt(
+        notification_id=claimed.notification_id,
+        number=claimed.number,
+        started_at=started,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        response_excerpt=result.excerpt,
+        error=result.error,
+        succeeded=result.ok,
+    )
+
+
+# What recording an attempt sets on its notification (besides clearing its claim): always
+# these, and these two only when next_state gives them (else the row keeps its own).
+_SET_FIELDS = ("state", "last_status_code", "last_error")
+_SET_IF_GIVEN = ("next_attempt_at", "delivered_at")
+
+
+def _move_on(results: list, now: datetime) -> list[Recorded]:
+    """Move each notification on after its attempt, unless its claim was lost meanwhile
+    (released as orphaned, and perhaps claimed again)."""
+    moves = {}
+    for claimed, result, _ in results:
+        fields = next_state(
+            created_at=claimed.created_at, number=claimed.number, result=result, now=now
+        )
+        fields.update(last_status_code=result.status_code, last_error=result.error)
+        moves[claimed.notification_id] = (claimed.number, fields)
+    still_ours = _update_claimed(moves)
+    recorded = []
+    for notification_id, (number, fields) in moves.items():
+        if notification_id not in still_ours:
+            logger.warning(
+                "attempt %s of %s finished after its claim was released", number, notification_id
+            )
+            recorded.append(Recorded(notification_id, None))
+            continue
+        pending = fields["state"] == State.PENDING
+        due = fields.get("next_attempt_at") if pending else None
+        recorded.append(Recorded(notification_id, fields["state"], due))
+    return recorded
+
+
+def _update_claimed(moves: dict) -> set:
+    """``{id: (attempt number, fields)}``: each row still claimed for that attempt gets its
+    fields and loses its claim, in one ``WITH … UPDATE … FROM … RETURNING`` (PostgreSQL;
+    SQLite 3.35+), where an UPDATE per row was most of a batch's cost (bench "Where the CPU
+    goes"). Returns the ids updated."""
+    meta = Notification._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    names = ["id", "attempt_count", *_SET_FIELDS, *_SET_IF_GIVEN]
+    fields = [meta.get_field(name) for name in names]
+    cast = connection.vendor == "postgresql"  # there, VALUES of NULLs need their types
+    row = "(" + ", ".join(f"%s::{f.db_type(connection)}" if cast else "%s" for f in fields) + ")"
+    params = []
+    for notification_id, (number, moved) in moves.items():
+        values = {"id": notification_id, "attempt_count": number, **moved}
+        params += [f.get_db_prep_value(values.get(f.name), connection) for f in fields]
+    assignments = [f"{quote(name)} = v.{quote(name)}" for name in _SET_FIELDS]
+    assignments += [
+        f"{quote(name)} = COALESCE(v.{quote(name)}, {table}.{quote(name)})"
+        for name in _SET_IF_GIVEN
+    ]
+    sql = (
+        f"WITH v ({', '.join(quote(name) for name in names)}) AS "
+        f"(VALUES {', '.join([row] * len(moves))}) "
+        f"UPDATE {table} SET {', '.join(assignments)}, {quote('claimed_at')} = NULL FROM v "
+        f"WHERE {table}.{quote('id')} = v.{quote('id')} "
+        f"AND {table}.{quote('attempt_count')} = v.{quote('attempt_count')} "
+        f"AND {table}.{quote('state')} = %s RETURNING {table}.{quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, State.SENDING])
+        returned = cursor.fetchall()
+    return {meta.pk.to_python(value) for (value,) in returned}
+
+
+def next_state(*, created_at: datetime, number: int, result, now: datetime) -> dict:
+    """The notification's new fields after attempt ``number`` (a ``PostResult``, or None for
+    an attempt lost with its worker): delivered, its next attempt due, or exhausted.
+
+    A 429 or 503 with ``Retry-After`` moves the next attempt to that time, kept within
+    [1×, 2×] the scheduled delay (as Svix does) and never past the retry window.
+    """
+    if result is not None and result.ok:
+        return {"state": State.DELIVERED, "delivered_at": now, "claimed_at": None}
+    schedule = schedule_from_settings()
+    due = schedule.next_attempt_at(attempts_made=number, created_at=created_at, now=now)
+    if due is None:
+        return {"state": State.EXHAUSTED, "claimed_at": None}
+    if result is not None and result.retry_after is not None:
+        delay = (due - now).total_seconds()
+        asked = min(max(result.retry_after, delay), 2 * delay)
+        due = min(now + timedelta(seconds=asked), schedule.window_end(created_at) or due)
+    return {"state": State.PENDING, "next_attempt_at": due, "claimed_at": None}
+
+
+def _endpoint_after(endpoint: Endpoint, outcomes: list[bool], now: datetime) -> None:
+    """Count ``outcomes`` (succeeded or not, in order) into the (locked) endpoint's health."""
+    before = _health(endpoint)
+    health = before
+    for succeeded in outcomes:
+        health = circuit.after_attempt(health, succeeded=succeeded, now=now)
+    changes = asdict(health)
+    changes.update(
+        attempts_total=F("attempts_total") + len(outcomes),
+        failures_total=F("failures_total") + outcomes.count(False),
+    )
+    if any(outcomes):
+        changes["last_success_at"] = now
+    if not all(outcomes):
+        changes["last_failure_at"] = now
+    if health.state != before.state:
+        logger.warning("endpoint %s: circuit %s → %s", endpoint, before.state, health.state)
+        if health.state == circuit.DISABLED:
+            changes["disabled_at"] = now
+            transaction.on_commit(lambda: _announce_disabled(endpoint.pk), robust=True)
+    Endpoint.objects.filter(pk=endpoint.pk).update(**changes)
+
+
+def _announce_disabled(endpoint_id) -> None:
+    from .alerts import endpoint_disabled_announce
+
+    endpoint_disabled_announce(endpoint_id=endpoint_id)
+
+
+def _health(endpoint: Endpoint) -> circuit.Health:
+    return circuit.Health(**{f.name: getattr(endpoint, f.name) for f in fields(circuit.Health)})
+
+
+# --- All three, once -----------------------------------------------------------------------
+
+
+def deliveries_run(*, limit: int = 1, hints=()) -> list[Recorded]:
+    """Claim up to ``limit`` due attempts (``hints`` first), send them concurrently, record
+    them; what was recorded. Synchronous: for tests and a shell, not for the workers."""
+    claimed = deliveries_claim(limit=limit, hints=hints)
+    if not claimed:
+        return []
+    started = timezone.now()
+    results = asyncio.run(_send_all(claimed))
+    return attempts_record([(c, r, started) for c, r in zip(claimed, results, strict=True)])
+
+
+async def _send_all(claimed: list[Claimed]) -> list[http.PostResult]:
+    async with http.client_session(connect_timeout=notify_settings.CONNECT_TIMEOUT) as session:
+        return await asyncio.gather(*(attempt_send(session, c) for c in claimed))
+
+
+def _warn_unknown(missing: list) -> None:
+    """A delivery for a notification this database does not have: nothing here deletes an
+    undelivered one, so the message came from another deployment sharing the broker, whose
+    own notification now waits for its sweeper."""
+    for notification_id in missing:
+        logger.error(
+            "delivery task for notification %s, which this database does not have: another "
+            "deployment's message? Give each deployment its own DEPLOYMENT_NAMESPACE "
+            "(README 'Scaling out').",
+            notification_id,
+        )
+
+
+def _as_pk(value):
+    """A hint as a primary key; None for a value that cannot be one."""
+    try:
+        return Notification._meta.pk.to_python(value)
+    except ValidationError:
+        return None

@@ -1,0 +1,181 @@
+"""Endpoints for staff: their health in the admin, the disabled-endpoint banner on every admin
+page, re-enable and recover (admin actions and ``manage.py endpoint_recover``), and the
+undelivered report (``manage.py notifications_undelivered``)."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import Endpoint, Notification
+from notifications.services import notification_create
+from payments.models import Merchant
+
+pytestmark = pytest.mark.django_db
+State = Notification.State
+CHANGELIST = reverse("admin:notifications_endpoint_changelist")
+
+
+@pytest.fixture
+def endpoint(merchant, deliver_apply_async):
+    """An endpoint with one delivered and two undelivered (one exhausted) notifications."""
+    notifications = [
+        notification_create(
+            sender_key=merchant.app_id,
+            subject=f"TX{number}",
+            event_type="recharge.succeeded",
+            target_url="https://shop.example/notify",
+            data={},
+        )
+        for number in range(3)
+    ]
+    Notification.objects.filter(pk=notifications[0].pk).update(state=State.DELIVERED)
+    Notification.objects.filter(pk=notifications[1].pk).update(state=State.EXHAUSTED)
+    return Endpoint.objects.get()
+
+
+def disable(endpoint):
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        state=Endpoint.State.DISABLED,
+        disabled_at=timezone.now(),
+        failing_since=timezone.now() - timedelta(days=5),
+        consecutive_failures=200,
+        attempts_total=200,
+        failures_total=150,
+    )
+
+
+def test_the_changelist_shows_health_and_links_to_what_is_undelivered(admin_client, endpoint):
+    disable(endpoint)
+
+    page = admin_client.get(CHANGELIST).content.decode()
+
+    assert "https://shop.example:443" in page and "Disabled" in page
+    assert "25.0% of 200" in page  # success rate
+    assert f"?endpoint={endpoint.pk}&amp;undelivered=yes" in page
+    undelivered = admin_client.get(
+        reverse("admin:notifications_notification_changelist"),
+        {"endpoint": endpoint.pk, "undelivered": "yes"},
+    )
+    assert undelivered.status_code == 200 and "2 notifications" in undelivered.content.decode()
+
+
+def test_every_admin_page_warns_of_a_disabled_endpoint(admin_client, endpoint):
+    assert "is disabled since" not in admin_client.get(reverse("admin:index")).content.decode()
+
+    disable(endpoint)
+
+    for url in (reverse("admin:index"), CHANGELIST):
+        page = admin_client.get(url).content.decode()
+        assert "Endpoint https://shop.example:443" in page and "is disabled since" in page
+
+
+def test_reenable_action_closes_the_circuit_and_is_logged(admin_client, endpoint, settings):
+    disable(endpoint)
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "reenable", "_selected_action": [endpoint.pk]}, follow=True
+    )
+
+    assert "Re-enabled 1 endpoint(s)" in response.content.decode()
+    endpoint.refresh_from_db()
+    assert (endpoint.state, endpoint.consecutive_failures) == (Endpoint.State.CLOSED, 0)
+    assert LogEntry.objects.get().change_message == "Re-enabled."
+
+
+def test_recover_action_asks_since_when_then_resends(admin_client, endpoint):
+    disable(endpoint)
+    chosen = {"action": "recover", "_selected_action": [endpoint.pk]}
+
+    form = admin_client.post(CHANGELIST, chosen)
+    assert form.status_code == 200 and 'name="since"' in form.content.decode()
+    since = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    done = admin_client.post(CHANGELIST, {**chosen, "since": since}, follow=True)
+
+    assert "scheduled 2 undelivered notification(s)" in done.content.decode()
+    assert Notification.objects.filter(state=State.PENDING).count() == 2
+    assert Endpoint.objects.get().state == Endpoint.State.CLOSED
+
+
+def test_view_only_staff_cannot_reenable(client, endpoint, django_user_model):
+    """The actions need the change permission (ReadOnlyAdminMixin's "operate")."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_endpoint"))
+    client.force_login(viewer)
+    disable(endpoint)
+
+    client.post(CHANGELIST, {"action": "reenable", "_selected_action": [endpoint.pk]})
+
+    assert Endpoint.objects.get().state == Endpoint.State.DISABLED
+
+
+def test_endpoint_recover_command(endpoint, deliver_apply_async):
+    disable(endpoint)
+    out = StringIO()
+    since = (timezone.now() - timedelta(hours=1)).isoformat()
+
+    call_command("endpoint_recover", "https://shop.example:443", "--since", since, stdout=out)
+
+    assert "re-enabled; 2 undelivered notification(s)" in out.getvalue()
+    assert Endpoint.objects.get().state == Endpoint.State.CLOSED
+
+
+def test_undelivered_report_lists_each_endpoint_and_exits_1(endpoint):
+    out = StringIO()
+
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("notifications_undelivered", stdout=out)
+
+    assert exit_status.value.code == 1
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("https://shop.example:443")
+    assert lines[1].split()[3:6] == ["1", "0", "1"]  # pending, sending, exhausted
+    assert lines[-1] == "2 undelivered notification(s) on 1 endpoint(s)."
+
+
+def test_a_merchants_ops_url_follows_notify_url_rules(settings):
+    """create_merchant --ops-url: on an allowed host and past the SSRF guard, or refused;
+    the resolver hands it to notifications."""
+    from django.core.management import CommandError
+
+    from payments.selectors import merchant_ops_url
+
+    settings.NOTIFY_ALLOWED_NETWORKS = []
+    with pytest.raises(CommandError, match="not among this merchant's allowed hosts"):
+        call_command(
+            "create_merchant",
+            "Shop",
+            "--allowed-host",
+            "127.0.0.1",
+            "--ops-url",
+            "https://elsewhere.example/ops",
+            stdout=StringIO(),
+        )
+    with pytest.raises(CommandError, match="loopback"):
+        call_command(
+            "create_merchant",
+            "Shop",
+            "--allowed-host",
+            "127.0.0.1",
+            "--ops-url",
+            "http://127.0.0.1/ops",
+            stdout=StringIO(),
+        )
+    call_command(
+        "create_merchant",
+        "Shop",
+        "--allowed-host",
+        "93.184.215.14",
+        "--ops-url",
+        "https://93.184.215.14/ops",
+        stdout=StringIO(),
+    )
+
+    merchant = Merchant.objects.get()
+    assert merchant_ops_url(merchant.app_id) == "https://93.184.215.14/ops"
