@@ -25,7 +25,8 @@ from django.db import connection
 
 from accounts.models import Account
 from accounts.services import account_create
-from devstack.stack import VAR, Stack
+from devstack.database import create_database, drop_database, own_database_url
+from devstack.stack import VAR, Stack, manage, stack_environment
 from payments.services import MerchantCredentials, merchant_create
 
 # The merchant the stack's accounts side is configured as (ACCOUNTS_PAYMENTS_API_KEY and
@@ -166,3 +167,26 @@ def start_stack(request, transactional_db, redis_flushed, stack_merchant):
     yield start
     for stack in reversed(stacks):
         stack.close()
+
+
+@pytest.fixture
+def second_database(request, transactional_db) -> str:
+    """The DATABASE_URL of a second database beside the test database (on its PostgreSQL
+    server, or an SQLite file under var/e2e), migrated and seeded as ``make run`` seeds
+    (the development merchant, user demo/demo with a CNY account); dropped afterwards.
+    Request it before ``start_stack``, so the stacks on it stop before it is dropped."""
+    url = own_database_url(
+        database_url(),
+        name=f"{connection.settings_dict['NAME']}_second",
+        sqlite_path=LOG_DIR / "second.sqlite3",
+        owner="the e2e tests",
+    )
+    create_database(url)
+    try:
+        env = stack_environment({"DATABASE_URL": url, "DJANGO_DEBUG": "1"})
+        log = LOG_DIR / f"{file_name(request)}-second-manage.log"
+        manage(env, "migrate", "--noinput", "-v", "0", log_path=log)
+        manage(env, "seed_demo", log_path=log)
+        yield url
+    finally:
+        drop_database(url)
