@@ -23,10 +23,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from devstack.stack import Stack
+
 from . import report
 from .cpu import CpuMeter
 from .sender import PoolConfig
-from .stack import API_KEY, BENCH_VAR, WEBHOOK_SECRET, BenchStack, drop_database, fresh_database
+from .stack import BENCH_VAR, close_bench, fresh_stack, start_bench, start_worker
 
 SCENARIOS = ("sender", "receiver", "latency", "storm", "scan")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -181,13 +183,22 @@ def database_description() -> str:
     return connection.vendor
 
 
+def redis_description(stack: Stack) -> str | None:
+    """The version of the stack's Redis, None when it does not answer."""
+    try:
+        with stack.redis() as client:
+            return client.info("server")["redis_version"]
+    except Exception:  # noqa: BLE001 - a failed run's report still gets written
+        return None
+
+
 @dataclass
 class Context:
     """What every scenario runner gets: the arguments, the started stack, the merchant whose
     notifications are sent, the pool for latency and storm, the progress bar."""
 
     args: argparse.Namespace
-    stack: BenchStack
+    stack: Stack
     app_id: str
     pool: PoolConfig
     bar: tqdm
@@ -196,14 +207,12 @@ class Context:
 def run_sender(ctx: Context) -> dict:
     from . import sender
 
-    fixture = sender.prepare(
-        receiver_url=ctx.stack.receiver_url, redis_url=ctx.stack.redis_url, app_id=ctx.app_id
-    )
+    fixture = sender.prepare(stack=ctx.stack, app_id=ctx.app_id)
     configs = []
     for config in pool_configs(ctx.args.pools):
         ctx.bar.set_postfix_str(f"sender: starting a {config} worker")
         try:
-            ctx.stack.start_worker(pool=config.pool, concurrency=config.concurrency)
+            start_worker(ctx.stack, pool=config.pool, concurrency=config.concurrency)
         except RuntimeError as exc:
             configs.append(
                 {"pool": config.pool, "concurrency": config.concurrency, "error": str(exc)}
@@ -220,7 +229,7 @@ def run_sender(ctx: Context) -> dict:
                 )
             )
         ctx.bar.update()
-    ctx.stack.stop_worker()
+    ctx.stack.stop("worker")
     return {"n": ctx.args.sender_n, "configs": configs}
 
 
@@ -243,7 +252,7 @@ def run_latency(ctx: Context) -> dict:
     from . import latency
 
     ctx.bar.set_postfix_str(f"latency: starting a {ctx.pool} worker")
-    ctx.stack.start_worker(pool=ctx.pool.pool, concurrency=ctx.pool.concurrency)
+    start_worker(ctx.stack, pool=ctx.pool.pool, concurrency=ctx.pool.concurrency)
     result = latency.run(
         web_url=ctx.stack.web_url,
         redis_url=ctx.stack.redis_url,
@@ -252,7 +261,7 @@ def run_latency(ctx: Context) -> dict:
         timeout=30,
         progress=ctx.bar,
     )
-    ctx.stack.stop_worker()
+    ctx.stack.stop("worker")
     ctx.bar.update()
     return result
 
@@ -283,7 +292,6 @@ def run_storm(ctx: Context) -> dict:
 
 
 def run_scan(ctx: Context) -> dict:
-    import redis
     from django.contrib.auth import get_user_model
 
     from accounts.services import account_create
@@ -291,7 +299,10 @@ def run_scan(ctx: Context) -> dict:
 
     from . import scan
 
-    client = redis.Redis.from_url(ctx.stack.redis_url)
+    def drop_queue() -> None:  # no worker runs here: the sweeper's messages are discarded
+        with ctx.stack.redis() as client:
+            client.delete(ctx.stack.broker_key("notifications"))
+
     user = get_user_model().objects.create_user("bench-scan")
     result = scan.run(
         merchant=Merchant.objects.get(app_id=ctx.app_id),
@@ -300,8 +311,7 @@ def run_scan(ctx: Context) -> dict:
         due=ctx.args.scan_due,
         ticks=ctx.args.scan_ticks,
         progress=ctx.bar,
-        # No worker runs here: drop the sweeper's messages after each tick.
-        after_tick=lambda: client.delete("notifications"),
+        after_tick=drop_queue,
     )
     ctx.bar.update()
     return result
@@ -331,15 +341,12 @@ def main(argv=None) -> int:
     load = LoadWatch()
     phases = Phases()
     timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    database_url = fresh_database(os.environ.get("DATABASE_URL"))
-    log_path = BENCH_VAR / "stack.log"
-    log_path.unlink(missing_ok=True)
-    stack = BenchStack(
-        database_url=database_url,
-        log_path=log_path,
+    log_dir = BENCH_VAR / "logs"
+    stack = fresh_stack(
+        log_dir=log_dir,
         # The notify throttle stays in the path (its Redis round trip is measured) but never
         # limits.
-        env={"ACCOUNTS_NOTIFY_THROTTLE_RATE": "100000000/min", **args.settings},
+        settings={"ACCOUNTS_NOTIFY_THROTTLE_RATE": "100000000/min", **args.settings},
     )
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
     bar = tqdm(total=step_count(args) + 1, desc="bench", unit="step", file=sys.stderr)
@@ -347,17 +354,11 @@ def main(argv=None) -> int:
     try:
         bar.set_postfix_str("starting the stack")
         with phases("stack start"):
-            stack.start()
-            from .stack import django_setup
-
-            django_setup(stack.environment())
+            app_id = start_bench(stack)
         bar.update()
-        from payments.services import merchant_create
-
-        merchant = merchant_create(name="Bench", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
         pool = PoolConfig.parse(args.pool) if args.pool else pool_configs(args.pools)[0]
         results["pool_used"] = str(pool)
-        ctx = Context(args=args, stack=stack, app_id=merchant.merchant.app_id, pool=pool, bar=bar)
+        ctx = Context(args=args, stack=stack, app_id=app_id, pool=pool, bar=bar)
         for name in SCENARIOS:
             if name in args.only:
                 with phases(name):
@@ -367,14 +368,13 @@ def main(argv=None) -> int:
         failed = True
     except Exception:  # report what was measured so far, then fail
         traceback.print_exc()
-        print(f"bench: FAILED (stack log: {log_path})", file=sys.stderr)
+        print(f"bench: FAILED (logs: {log_dir}/)", file=sys.stderr)
         failed = True
     finally:
         bar.set_postfix_str("stopping the stack")
-        database = database_description() if "django" in sys.modules else database_url
-        stack.stop()
-        if not args.keep_db:
-            drop_database(database_url)
+        database = database_description() if "django" in sys.modules else stack.env["DATABASE_URL"]
+        redis_version = redis_description(stack)
+        close_bench(stack, keep_db=args.keep_db)
         bar.close()
     results["meta"] = {
         "timestamp": timestamp,
@@ -382,7 +382,7 @@ def main(argv=None) -> int:
         "scenario_seconds": phases.seconds,
         "machine": machine(),
         "database": database,
-        "redis_version": stack.redis_version,
+        "redis_version": redis_version,
         "load": load.finish(),
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "failed": failed,

@@ -1,18 +1,20 @@
 """Where the CPU goes: seconds of CPU (user + system) each part of the stack spent during a
 step, so a rate can be explained per item ("ms of worker CPU per notification").
 
-The parts are the benchmark stack's processes, found by command line: ``web`` and
-``payments`` (the Procfile's gunicorns, told apart by port), ``receiver`` (the minimal WSGI
-app), ``worker`` (Celery, every pool process), ``redis`` (the private Redis), ``driver`` (this
-process: the load generator) and ``postgres`` (every ``postgres`` process on the machine, so
-only meaningful on a machine where nothing else uses the server). A process that ends during
-the step loses what it spent since the first snapshot; persistent database connections keep
-that small.
+The parts are the benchmark stack's processes, each with its descendants: ``web`` and
+``payments`` (the Procfile's gunicorns), ``receiver`` (the minimal WSGI app), ``worker``
+(Celery, every pool process), ``redis`` (the private Redis), ``driver`` (this process: the
+load generator, and the fault proxy when one runs in it) and ``postgres`` (every
+``postgres`` process on the machine, so only meaningful on a machine where nothing else uses
+the server). A process that ends during the step loses what it spent since the first
+snapshot; persistent database connections keep that small.
 """
 
 import os
 
 import psutil
+
+from .stack import process_tree
 
 PARTS = ("driver", "web", "payments", "receiver", "worker", "postgres", "redis")
 
@@ -25,38 +27,12 @@ def _cpu(process: psutil.Process) -> float | None:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _descendants(pid: int | None) -> list[psutil.Process]:
-    if pid is None:
-        return []
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
-
-
-def _cmdline(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except psutil.Error:
-        return ""
-
-
 def stack_processes(stack) -> dict[str, list[psutil.Process]]:
-    """``{part: [process]}`` for a started ``BenchStack`` (see PARTS)."""
+    """``{part: [process]}`` for a started benchmark stack (see PARTS)."""
     parts: dict[str, list[psutil.Process]] = {part: [] for part in PARTS}
     parts["driver"].append(psutil.Process(os.getpid()))
-    servers = getattr(stack.servers, "pid", None)
-    for process in _descendants(servers):
-        command = _cmdline(process)
-        if not command.startswith(("/", "gunicorn", "python")) or "gunicorn" not in command:
-            continue  # honcho's shells: their children are counted themselves
-        if "bench.receiver" in command:
-            parts["receiver"].append(process)
-        elif f":{stack.web_port}" in command:
-            parts["web"].append(process)
-        elif f":{stack.payments_port}" in command:
-            parts["payments"].append(process)
-    parts["worker"] = list(stack.worker_processes())
+    for part in ("web", "payments", "receiver", "worker"):
+        parts[part] = process_tree(stack, part)
     if stack.redis_process is not None:
         parts["redis"].append(psutil.Process(stack.redis_process.pid))
     for process in psutil.process_iter(["name"]):

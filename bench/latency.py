@@ -14,6 +14,8 @@ import uuid
 import redis
 from django.db import transaction
 
+from devstack.settle import wait_until
+
 from .probe import percentile
 
 
@@ -49,7 +51,8 @@ def prepare(*, n: int, tag: str, web_url: str, app_id: str) -> list[str]:
 
 
 def pay_and_wait(tx_no: str, *, timeout: float) -> float:
-    """Pay one order; seconds from its commit to its ledger credit."""
+    """Pay one order; seconds from its commit to its ledger credit. Raises WaitTimeout when
+    it is not credited within ``timeout`` seconds."""
     from accounts.models import LedgerEntry
     from payments.services import recharge_order_pay
 
@@ -58,15 +61,9 @@ def pay_and_wait(tx_no: str, *, timeout: float) -> float:
         # Registered before the service's own on-commit enqueue, so it runs first.
         transaction.on_commit(lambda: committed.append(time.time()))
         recharge_order_pay(tx_no=tx_no)
-    deadline = time.monotonic() + timeout
     credit = LedgerEntry.objects.filter(tx_no=tx_no).values_list("created_at", flat=True)
-    while True:
-        created_at = credit.first()
-        if created_at is not None:
-            return created_at.timestamp() - committed[0]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{tx_no} not credited within {timeout}s")
-        time.sleep(0.001)
+    created_at = wait_until(credit.first, timeout=timeout, interval=0.001, what=f"{tx_no} credited")
+    return created_at.timestamp() - committed[0]
 
 
 def floor(*, n: int, redis_url: str) -> list[float]:

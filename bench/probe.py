@@ -1,42 +1,12 @@
-"""Small measuring helpers shared by the scenarios: waiting on a condition, Redis queue
-state, memory sampling and percentiles."""
+"""Small measuring helpers shared by the scenarios: memory sampling and percentiles."""
 
 import contextlib
 import math
 import threading
-import time
 from collections.abc import Callable
 
 import psutil
 import redis
-
-
-class Timeout(Exception):
-    """A scenario's condition did not hold in time."""
-
-
-def wait_until(
-    condition: Callable[[], bool], *, timeout: float, interval: float = 0.02, what: str = ""
-) -> float:
-    """Poll ``condition`` every ``interval`` seconds; the ``perf_counter`` when it first held.
-    Raises ``Timeout`` after ``timeout`` seconds."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        if condition():
-            return time.perf_counter()
-        if time.perf_counter() > deadline:
-            raise Timeout(f"{what or 'condition'} not reached within {timeout:.0f}s")
-        time.sleep(interval)
-
-
-def broker_idle(client: redis.Redis, *queues: str) -> bool:
-    """No message waiting in ``queues`` and none delivered but unacknowledged (with
-    ``task_acks_late`` a message is acknowledged only after its task ran)."""
-    pipe = client.pipeline()
-    for queue in queues:
-        pipe.llen(queue)
-    pipe.hlen("unacked")
-    return not any(pipe.execute())
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -11,14 +11,13 @@ our code, the ORM and the database round trips, which is what the throughput sce
 """
 
 import argparse
-import os
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .stack import API_KEY, BENCH_VAR, WEBHOOK_SECRET, BenchStack, drop_database, fresh_database
+from .stack import BENCH_VAR, close_bench, fresh_stack, start_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -98,26 +97,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     stem = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    database_url = fresh_database(os.environ.get("DATABASE_URL"))
-    stack = BenchStack(database_url=database_url, log_path=BENCH_VAR / "profile.log")
+    # No throttle limit, as in the throughput scenario (its Redis round trip stays).
+    stack = fresh_stack(
+        log_dir=BENCH_VAR / "profile-logs",
+        settings={"ACCOUNTS_NOTIFY_THROTTLE_RATE": "100000000/min"},
+    )
     try:
-        stack.start()
-        from .stack import django_setup
-
-        # No throttle limit, as in the throughput scenario (its Redis round trip stays).
-        django_setup(stack.environment(ACCOUNTS_NOTIFY_THROTTLE_RATE="100000000/min"))
-        from payments.services import merchant_create
-
+        app_id = start_bench(stack)
         from .receipt import prepare
 
-        app_id = merchant_create(
-            name="Profile", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET
-        ).merchant.app_id
         items = prepare(n=args.n, tag=f"PR{uuid.uuid4().hex[:6]}")
         figures = {
             "deliver": timed(
                 "deliver",
-                deliveries(n=args.n, receiver_url=stack.receiver_url, app_id=app_id),
+                deliveries(n=args.n, receiver_url=stack.url("receiver"), app_id=app_id),
                 directory=args.results,
                 stem=stem,
             ),
@@ -129,8 +122,7 @@ def main(argv=None) -> int:
             ),
         }
     finally:
-        stack.stop()
-        drop_database(database_url)
+        close_bench(stack)
     print("| call | CPU ms | wall ms | profile |\n|---|--:|--:|---|")
     for name, row in figures.items():
         print(f"| {name} | {row['cpu_ms']:.2f} | {row['wall_ms']:.2f} | {row['profile']} |")

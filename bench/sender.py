@@ -22,12 +22,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import redis
 import requests
 from django.db import transaction
 
+from devstack.settle import WaitTimeout, wait_until
+from devstack.stack import Stack
+
 from .common import EVENT_TYPE, SECRET, notification_body, recharge_data
-from .probe import Timeout, broker_idle, wait_until
 
 CONTENDERS = ("ours", "bare", "threads", "peer")
 
@@ -50,17 +51,22 @@ class PoolConfig:
 class Fixture:
     receiver_url: str
     app_id: str
-    redis: redis.Redis
+    stack: Stack
+
+    def broker_idle(self, queue: str) -> bool:
+        """No message waiting in ``queue`` and none delivered but unacknowledged."""
+        return not any(self.stack.broker_backlog(queue).values())
 
 
-def prepare(*, receiver_url: str, redis_url: str, app_id: str) -> Fixture:
-    """The peer's webhook, aimed at the receiver as ours (merchant ``app_id``) is."""
+def prepare(*, stack: Stack, app_id: str) -> Fixture:
+    """The peer's webhook, aimed at the instant receiver as ours (merchant ``app_id``) is."""
     from django_webhook.models import Webhook, WebhookSecret, WebhookTopic
 
+    receiver_url = stack.url("receiver")
     webhook = Webhook.objects.create(url=f"{receiver_url}/peer/")
     webhook.topics.add(WebhookTopic.objects.get(name="bench.PeerEvent/create"))
     WebhookSecret.objects.create(webhook=webhook, token=SECRET)
-    return Fixture(f"{receiver_url}/notify/", app_id, redis.Redis.from_url(redis_url))
+    return Fixture(f"{receiver_url}/notify/", app_id, stack)
 
 
 def run_ours(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
@@ -101,12 +107,16 @@ def run_bare(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
     for webhook_id, body in bodies:
         bare_post.apply_async(args=(fixture.receiver_url, body, webhook_id, SECRET, errors_key))
     fired = time.perf_counter()
-    done = wait_until(
-        lambda: broker_idle(fixture.redis, "bench"),
+    wait_until(
+        lambda: fixture.broker_idle("bench"),
         timeout=timeout,
+        interval=0.02,
         what=f"{n} bare tasks run",
     )
-    return _result(n, started, fired, done, errors=int(fixture.redis.get(errors_key) or 0))
+    done = time.perf_counter()
+    with fixture.stack.redis() as client:
+        errors = int(client.get(errors_key) or 0)
+    return _result(n, started, fired, done, errors=errors)
 
 
 def run_threads(fixture: Fixture, *, n: int, tag: str, concurrency: int, timeout: float) -> dict:
@@ -177,7 +187,7 @@ def run_config(
             with meter() as cpu:
                 results[name] = _run_one(fixture, name, config, n=n, tag=tag, timeout=timeout)
             results[name]["cpu_ms"] = cpu.per_item(n)
-        except Timeout as exc:
+        except WaitTimeout as exc:
             results[name] = {"error": str(exc)}
         # Let the stragglers of one contender (a last ack, the peer's event updates) settle
         # before the next starts.
@@ -206,16 +216,18 @@ def _run_one(fixture: Fixture, name: str, config: PoolConfig, **kwargs) -> dict:
 
 
 def _wait_idle_then_count(fixture: Fixture, queue: str, rows, target: int, timeout, what) -> float:
-    """When ``queue`` is empty with nothing unacknowledged and ``rows`` counts ``target``.
+    """The ``perf_counter`` when ``queue`` is empty with nothing unacknowledged and ``rows``
+    counts ``target``. Raises WaitTimeout after ``timeout`` seconds.
 
     The broker is asked first (a Redis call) and the rows counted only once it is idle, so
     the driver's polling every 50 ms does not load the database being measured."""
-    return wait_until(
-        lambda: broker_idle(fixture.redis, queue) and rows.count() >= target,
+    wait_until(
+        lambda: fixture.broker_idle(queue) and rows.count() >= target,
         timeout=timeout,
         interval=0.05,
         what=what,
     )
+    return time.perf_counter()
 
 
 def _signed_body(tag: str, number: int) -> tuple[str, str]:

@@ -3,37 +3,53 @@ been attempted three times; the worker's peak RSS (all its processes) and Redis'
 ``used_memory`` then, compared between a small and a large N. What waits for a retry must
 wait in the database, not in the broker or the worker's memory.
 
-The worker runs the documented default pool with the real retry schedule compressed by
-``NOTIFY_TIME_SCALE`` (so three rounds take seconds, not minutes); beat is played by the
-driver, which sends the real ``notifications.sweep`` task every ``NOTIFY_SWEEP_INTERVAL``.
+The receiver is the fault proxy (``devstack.proxy``) answering 503 to everything, in this
+process; it counts the requests it refused. The worker runs the documented default pool with
+the real retry schedule compressed by ``NOTIFY_TIME_SCALE`` (so three rounds take seconds,
+not minutes); beat is played by the driver, which sends the real ``notifications.sweep``
+task every ``NOTIFY_SWEEP_INTERVAL``.
 """
 
+import functools
 import threading
 import time
 import uuid
 
 from django.db import transaction
 
+from devstack.proxy import FaultProxy
+from devstack.settle import wait_until
+
 from .common import EVENT_TYPE, recharge_data
-from .probe import MemorySampler, wait_until
+from .probe import MemorySampler
+from .stack import process_tree, start_worker
 
 ROUNDS = 3
 
 
-def run_one(stack, *, n: int, app_id: str, config, env: dict, timeout: float, progress) -> dict:
-    """One storm of ``n`` on a fresh worker; memory figures after ``ROUNDS`` attempts each."""
-    import redis
+def run_one(stack, *, n: int, config, **storm) -> dict:
+    """One storm of ``n`` on a fresh worker of pool ``config``; memory figures after
+    ``ROUNDS`` attempts each. ``storm``: ``app_id``, ``env`` (the worker's settings),
+    ``timeout`` and ``progress``, as ``_storm`` takes them."""
+    with stack.redis() as client, FaultProxy(mode="error", error_status=503) as receiver:
+        client.flushdb()
+        start_worker(stack, pool=config.pool, concurrency=config.concurrency, **storm["env"])
+        result = _storm(stack, client, n=n, url=f"{receiver.url}/", **storm)
+        result["refused_by_receiver"] = receiver.injected()["error"]
+        client.flushdb()
+    return result
 
+
+def _storm(stack, client, *, n: int, url: str, app_id: str, env: dict, timeout: float, progress):
+    """Create ``n`` notifications to ``url`` at once, sweep as beat would (every
+    ``env["NOTIFY_SWEEP_INTERVAL"]`` s) until each was attempted ``ROUNDS`` times or
+    ``timeout`` s passed (WaitTimeout), stop the worker; the figures (dict)."""
     from notifications.models import Notification
     from notifications.services import notification_create
     from notifications.tasks import sweep
 
-    client = redis.Redis.from_url(stack.redis_url)
-    client.flushdb()
-    stack.start_worker(pool=config.pool, concurrency=config.concurrency, **env)
     tag = f"ST{uuid.uuid4().hex[:6]}"
-    url = f"{stack.receiver_url}/503/{tag}/"
-    rows = Notification.objects.filter(target_url=url)
+    rows = Notification.objects.filter(subject__startswith=f"{tag}-")
     behind = rows.filter(attempt_count__lt=ROUNDS)
     stop_beat = threading.Event()
     interval = float(env.get("NOTIFY_SWEEP_INTERVAL", 15))
@@ -42,7 +58,8 @@ def run_one(stack, *, n: int, app_id: str, config, env: dict, timeout: float, pr
         while not stop_beat.wait(interval):
             sweep.apply_async()
 
-    with MemorySampler(processes=stack.worker_processes, client=client) as memory:
+    worker = functools.partial(process_tree, stack, "worker")
+    with MemorySampler(processes=worker, client=client) as memory:
         idle_rss, idle_redis = memory.last_rss, memory.last_redis
         started = time.perf_counter()
         with transaction.atomic():
@@ -70,18 +87,18 @@ def run_one(stack, *, n: int, app_id: str, config, env: dict, timeout: float, pr
             return False
 
         try:
-            finished = wait_until(done, timeout=timeout, interval=0.2, what=f"{ROUNDS} rounds")
+            wait_until(done, timeout=timeout, interval=0.2, what=f"{ROUNDS} rounds")
+            finished = time.perf_counter()
         finally:
             stop_beat.set()
             beat_thread.join()
         memory.sample()
         end_rss, end_redis = memory.last_rss, memory.last_redis
     attempts = sum(rows.values_list("attempt_count", flat=True))
-    waiting_in_broker = client.llen("notifications") + client.hlen("unacked")
-    stack.stop_worker()
+    waiting_in_broker = sum(stack.broker_backlog("notifications").values())
+    stack.stop("worker")
     # Out of the way of later scenarios: nothing more is to be sent for these.
     rows.update(state=Notification.State.EXHAUSTED, broker_eta=None)
-    client.flushdb()
     return {
         "n": n,
         "seconds": round(finished - started, 2),
@@ -97,28 +114,18 @@ def run_one(stack, *, n: int, app_id: str, config, env: dict, timeout: float, pr
     }
 
 
-def run(
-    stack, *, sizes: list[int], app_id: str, config, env: dict, timeout: float, progress, on_storm
-):
+def run(stack, *, sizes: list[int], on_storm, **storm) -> dict:
+    """A storm of each size in ``sizes``, smallest first (``storm``: the other arguments of
+    ``run_one``), ``on_storm()`` after each; the figures and the largest/smallest ratios."""
     storms = []
     for n in sorted(sizes):
-        storms.append(
-            run_one(
-                stack,
-                n=n,
-                app_id=app_id,
-                config=config,
-                env=env,
-                timeout=timeout,
-                progress=progress,
-            )
-        )
+        storms.append(run_one(stack, n=n, **storm))
         on_storm()
     small, large = storms[0], storms[-1]
     return {
         "rounds": ROUNDS,
-        "pool": str(config),
-        "env": env,
+        "pool": str(storm["config"]),
+        "env": storm["env"],
         "storms": storms,
         "ratios": {
             "worker_rss_peak": round(

@@ -20,27 +20,36 @@ import sys
 import time
 from dataclasses import replace
 
-from .scenarios import BY_KEY, FULL, SCENARIOS, SMALL, run_scenario
-from .stack import CHAOS_VAR, ChaosDatabase
+from devstack.database import ClonedDatabase
+from devstack.stack import django_setup, manage, stack_environment
+from devstack.table import table as markdown_table
+
+from .harness import CHAOS_VAR, FULL, SMALL, run_scenario
+from .scenarios import BY_KEY
+
+# The template's settings, and this process's: a Redis nobody listens on, as nothing here
+# goes through Django's broker (each scenario has its own Redis and talks to it directly).
+TEMPLATE_ENV = {
+    "DJANGO_SETTINGS_MODULE": "chaos.settings",
+    "DJANGO_DEBUG": "1",  # seed_demo's development merchant and users
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    # The beat entries migrate creates: every periodic task each second.
+    "NOTIFY_SWEEP_INTERVAL": "1",
+    "PAYMENTS_EXPIRE_INTERVAL": "1",
+    "ACCOUNTS_RECONCILE_INTERVAL": "1",
+}
 
 
-def django_setup(database_url: str) -> None:
-    """This process reads the scenario database through the ORM (audit, figures)."""
-    os.environ.update(
-        DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="chaos.settings",
-        DJANGO_DEBUG="0",
-        # Never the machine's Redis: this process sends nothing through Django's settings.
-        REDIS_URL="redis://127.0.0.1:1/0",
-    )
-    import django
-
-    django.setup()
+def build_template(database: ClonedDatabase, *, users: int) -> None:
+    """Create the template: migrated, the dev merchant, users demo1..``users``."""
+    database.create_template()
+    env = stack_environment({**TEMPLATE_ENV, "DATABASE_URL": database.template_url})
+    log = CHAOS_VAR / "logs" / "template.log"
+    manage(env, "migrate", "--noinput", log_path=log)
+    manage(env, "seed_demo", "--users", str(users), log_path=log)
 
 
 def table(outcomes) -> str:
-    from devstack.demo import table as markdown_table
-
     rows = [
         (
             f"{o.key}. {o.title}",
@@ -72,7 +81,8 @@ def details(outcomes) -> str:
     for o in outcomes:
         lines.append(
             f"{o.key}. {o.title}: {o.attempts} attempts, minimum {o.minimum}, "
-            f"{o.delivered}/{o.notifications} notifications delivered"
+            f"{o.delivered}/{o.notifications} notifications delivered; the receiver proxy "
+            f"injected {o.injected or 'nothing'}"
         )
         lines += [f"   {note}" for note in o.notes]
         for check in o.checks:
@@ -120,7 +130,12 @@ def main(argv=None) -> int:
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    database = ChaosDatabase(base_url=os.environ.get("DATABASE_URL"), name=args.database)
+    database = ClonedDatabase(
+        base_url=os.environ.get("DATABASE_URL"),
+        name=args.database,
+        sqlite_dir=CHAOS_VAR,
+        owner="the chaos run",
+    )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     began = time.monotonic()
     outcomes = []
@@ -130,22 +145,10 @@ def main(argv=None) -> int:
             f"({sizes.orders} orders each); logs under {CHAOS_VAR / 'logs'}",
             file=sys.stderr,
         )
-        template_env = {
-            "DJANGO_SETTINGS_MODULE": "chaos.settings",
-            "DJANGO_DEBUG": "1",  # seed_demo's development merchant and users
-            "REDIS_URL": "redis://127.0.0.1:1/0",
-            # The beat entries migrate creates: every periodic task each second.
-            "NOTIFY_SWEEP_INTERVAL": "1",
-            "PAYMENTS_EXPIRE_INTERVAL": "1",
-            "ACCOUNTS_RECONCILE_INTERVAL": "1",
-        }
-        database.build_template(
-            env=template_env, users=sizes.users, log_path=CHAOS_VAR / "logs" / "template.log"
-        )
-        django_setup(database.url)
+        build_template(database, users=sizes.users)
+        django_setup({**TEMPLATE_ENV, "DJANGO_DEBUG": "0", "DATABASE_URL": database.url})
         for key in keys:
-            scenario = [s for s in SCENARIOS if s.key == key][0]
-            outcomes.append(run_scenario(scenario, sizes=sizes, database=database))
+            outcomes.append(run_scenario(BY_KEY[key], sizes=sizes, database=database))
     except KeyboardInterrupt:
         print("\nchaos: interrupted", file=sys.stderr)
         return 130

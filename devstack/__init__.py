@@ -1,2 +1,4 @@
-"""Local stack tooling for `make run`, `make test` and `make demo`: find or start Redis, pick
-ports, and run web + worker + beat under honcho. Not imported by the apps."""
+"""The harness: one stack (Redis and the Procfile's processes, each in a process group of its
+own), the databases it runs on, the fault proxy in front of the receiver, the people at
+browsers, the settle-until-the-audit-is-clean wait, and ``make run`` / ``make test`` /
+``make demo`` on top. chaos/ and bench/ are built from it. Never imported by the product."""

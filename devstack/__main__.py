@@ -14,25 +14,42 @@ TEST_REDIS_DB = 15
 
 def _exit_on_sigterm() -> None:
     """Turn SIGTERM (``timeout``, a supervisor) into SystemExit so ``finally`` stops the
-    stack: honcho runs in its own session and would otherwise outlive us."""
+    stack: its processes run in sessions of their own and would otherwise outlive us."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def run(args) -> int:
-    """Foreground stack on PORT (default 8000); Ctrl-C stops all of it, Redis included."""
+    """Foreground stack on PORT (default 8000) with this shell's environment; runs until
+    Ctrl-C or until a process exits (its status is returned), and stops all of it, Redis
+    included."""
     _exit_on_sigterm()
     web_port = int(os.environ.get("PORT", 8000))
+    redis_url, redis_process = ensure_redis(var_dir=VAR)
+    public = {
+        k: os.environ[k] for k in ("PAYMENTS_PUBLIC_URL", "ACCOUNTS_PUBLIC_URL") if k in os.environ
+    }
     stack = Stack(
-        web_port=web_port, payments_port=int(os.environ.get("PAYMENTS_PORT", web_port + 1))
+        settings=public,
+        redis_url=redis_url,
+        inherit=True,
+        web_port=web_port,
+        payments_port=int(os.environ.get("PAYMENTS_PORT", web_port + 1)),
     )
     print(f"Starting on {stack.web_url}  (demo/demo, admin/admin at {stack.web_url}/admin/)")
     try:
-        stack.start()
-        return stack.honcho.wait()
+        stack.prepare()
+        stack.start("web", "payments")
+        # Not waited for: a ping needs the namespace, which the product derives unless set.
+        stack.launch("worker")
+        stack.launch("beat")
+        return stack.wait_for_exit()
     except KeyboardInterrupt:
         return 0
     finally:
-        stack.stop()
+        stack.close()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(timeout=10)
 
 
 def test(args) -> int:

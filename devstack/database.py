@@ -1,6 +1,6 @@
-"""The databases the drivers of ``make demo``, ``make bench`` and ``make chaos`` own: created
-empty (or from a template) before a run and dropped after it, on the PostgreSQL server
-DATABASE_URL names, or as SQLite files under var/ when it names none.
+"""The databases the harness owns (``make demo``, ``make bench``, ``make chaos``, the e2e
+tests): created empty (or from a template) before a run and dropped after it, on the
+PostgreSQL server DATABASE_URL names, or as SQLite files under var/ when it names none.
 
 Everything here takes and returns DATABASE_URLs. A driver's database has a name of its own
 (``recharge_demo``, ``recharge_bench``, ...): the database DATABASE_URL itself names, which
@@ -116,3 +116,36 @@ def _execute_on_server(database_url: str, statement) -> None:
 def _sqlite_path(database_url: str) -> Path:
     """The file of a ``sqlite:///path`` URL (``sqlite:////abs/path`` for an absolute one)."""
     return Path(urlsplit(database_url).path[1:])
+
+
+class ClonedDatabase:
+    """A database recreated for every run as a copy of a template migrated once (``make
+    chaos``: one per scenario). ``name`` and ``<name>_template`` on the PostgreSQL server
+    ``base_url`` names, else SQLite files of those names in ``sqlite_dir``; SystemExit when
+    ``base_url`` names either (see ``own_database_url``)."""
+
+    def __init__(self, *, base_url: str | None, name: str, sqlite_dir: Path, owner: str):
+        self.postgres = is_postgres(base_url)
+        self.url, self.template_url = (
+            own_database_url(
+                base_url, name=own, sqlite_path=sqlite_dir / f"{own}.sqlite3", owner=owner
+            )
+            for own in (name, f"{name}_template")
+        )
+
+    @property
+    def vendor(self) -> str:
+        return "postgresql" if self.postgres else "sqlite"
+
+    def create_template(self) -> None:
+        """The template, empty: the caller migrates and seeds it (its DATABASE_URL is
+        ``template_url``)."""
+        create_database(self.template_url)
+
+    def recreate(self) -> None:
+        """A fresh copy of the template. Close this process's connections to it first
+        (``django.db.connections.close_all()``)."""
+        create_database(self.url, template_url=self.template_url)
+
+    def drop_template(self) -> None:
+        drop_database(self.template_url)

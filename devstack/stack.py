@@ -1,156 +1,301 @@
-"""The whole stack (Redis, web, payments API, worker, beat) as one object to start and stop."""
+"""The whole stack as one object: Redis, then any of the Procfile's processes (web and payments
+gunicorn, Celery worker, beat) by key, each in a process group of its own so that one can be
+SIGKILLed, restarted or run twice (a second beat) while the others go on. ``make run``,
+``make demo``, ``make chaos``, ``make bench`` and the end-to-end tests all run this class.
 
-import contextlib
+Every process gets the same environment: the settings the caller names, the ports and URLs
+the stack chose, and otherwise only the basics of this process's environment (``HOME``,
+``LANG``, ...), so a variable left in the operator's shell cannot change a harness run;
+``make run`` alone inherits the whole environment (``inherit=True``), as a developer expects.
+"""
+
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .redis import ensure_redis, free_port
+import redis
+from celery import Celery
 
-ROOT = Path(__file__).resolve().parent.parent
+from .processes import ROOT, Process, procfile_commands, wait_for_port
+from .redis import free_port, start_redis
+
 VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
+INHERITED = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TZ")
+READY_TIMEOUT = 90.0  # seconds a process has to accept connections or answer a ping
 
 
-def wait_for_port(port: int, *, timeout: float = 30, process: subprocess.Popen | None = None):
-    """Block until something accepts connections on 127.0.0.1:``port``.
-
-    Raises RuntimeError on timeout or when ``process`` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"process exited with {process.returncode} before port {port} opened"
-            )
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+def stack_environment(settings: dict, *, inherit: bool = False) -> dict[str, str]:
+    """The environment of a stack process: this process's basics (all of it with
+    ``inherit``), PATH with the virtualenv first, unbuffered output, then ``settings``."""
+    if inherit:
+        env = dict(os.environ)
+    else:
+        env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env["PATH"] = f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({name: str(value) for name, value in settings.items()})
+    return env
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    """Send ``signum`` to the process group ``process`` leads (it was started with
-    ``start_new_session=True``); a group that is already gone is no error."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)
+def manage(env: dict, *args: str, log_path: Path | None = None) -> None:
+    """``python manage.py <args>`` with ``env``; its output appended to ``log_path`` (else
+    this process's). Raises CalledProcessError when it fails."""
+    command = [sys.executable, str(ROOT / "manage.py"), *args]
+    if log_path is None:
+        subprocess.run(command, env=env, cwd=ROOT, check=True)
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        subprocess.run(command, env=env, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL the process group ``process`` leads, then reap ``process``."""
-    _signal_group(process, signal.SIGKILL)
-    process.wait()
+def django_setup(env: dict) -> None:
+    """Point this process's Django at what ``env`` (a stack's environment, or settings for
+    one) names: its settings module, database, Redis and namespace. Once per process."""
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
 
 
-def terminate_group(process: subprocess.Popen, *, timeout: float = 15) -> None:
-    """Stop the process group ``process`` leads (honcho and its children, say): SIGTERM for a
-    warm shutdown, up to ``timeout`` seconds for ``process`` to exit, then SIGKILL for the
-    group. The SIGKILL comes even after a clean exit: a child that outlived its parent (a
-    prefork pool process, say) would otherwise be left running. Returns once ``process`` is
-    reaped; an exited ``process`` or an empty group is no error."""
-    _signal_group(process, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=timeout)
-    kill_group(process)
+class Stack:
+    """Redis and the Procfile's processes; see the module docstring.
 
-
-class ServerUrls:
-    """``web_url`` and ``payments_url`` of a stack whose gunicorns listen on 127.0.0.1 at
-    ``web_port`` and ``payments_port``."""
-
-    web_port: int
-    payments_port: int
-
-    @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    @property
-    def payments_url(self) -> str:
-        return f"http://127.0.0.1:{self.payments_port}"
-
-
-class Stack(ServerUrls):
-    """Redis (found or started), then the Procfile's processes under honcho.
-
-    ``env`` overrides settings for every process (e.g. a compressed retry schedule);
-    ``web_port`` 0 picks free ports. Use as a context manager; ``stop()`` ends everything
-    it started, Redis included.
+    ``settings``: environment variables naming settings, for every process. ``log_dir``: one
+    ``<key>.log`` per process there; None copies their output to stdout. ``redis_url``: an
+    existing Redis; None runs a private packaged redis-server on a port of the stack's own
+    (``start_redis``). ``servers``: ``{name: command}`` run besides the Procfile's, each
+    given a free port in ``${NAME_PORT}``. ``web_port``/``payments_port`` 0 pick free ports.
+    Use as a context manager; ``close()`` stops everything it started.
     """
 
     def __init__(
         self,
         *,
-        processes=("web", "payments", "worker", "beat"),
-        env=None,
+        settings: dict | None = None,
+        log_dir: Path | None = None,
+        redis_url: str | None = None,
+        servers: dict | None = None,
+        inherit: bool = False,
         web_port: int = 0,
         payments_port: int = 0,
-        log_path: Path | None = None,
     ):
-        self.processes = processes
-        self.extra_env = env or {}
-        self.web_port = web_port or free_port()
-        self.payments_port = payments_port or free_port()
-        self.log_path = log_path
-        self.redis_process = None
-        self.honcho = None
-
-    def environment(self) -> dict:
-        """The environment every process of the stack runs with."""
-        redis_url, self.redis_process = ensure_redis(var_dir=VAR)
-        env = {**os.environ, "REDIS_URL": redis_url, "PATH": f"{BIN}:{os.environ['PATH']}"}
-        env.update(
-            WEB_PORT=str(self.web_port),
-            PAYMENTS_PORT=str(self.payments_port),
+        self.log_dir = log_dir
+        self.commands = {**procfile_commands(), **(servers or {})}
+        # Every server listens on ${NAME_PORT}: the Procfile's two, and any of ``servers``.
+        self.ports = {
+            "web": web_port or free_port(),
+            "payments": payments_port or free_port(),
+            **{name: free_port() for name in servers or {}},
+        }
+        self.redis_port = None if redis_url else free_port()
+        self.redis_url = redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+        self.redis_process: subprocess.Popen | None = None
+        self.processes: dict[str, Process] = {}
+        self._control: Celery | None = None
+        computed = {f"{name.upper()}_PORT": port for name, port in self.ports.items()}
+        computed.update(
+            REDIS_URL=self.redis_url,
             ACCOUNTS_PAYMENTS_API_URL=self.payments_url,
-            PAYMENTS_PUBLIC_URL=os.environ.get("PAYMENTS_PUBLIC_URL", self.web_url),
-            ACCOUNTS_PUBLIC_URL=os.environ.get("ACCOUNTS_PUBLIC_URL", self.web_url),
-            PYTHONUNBUFFERED="1",
+            PAYMENTS_PUBLIC_URL=self.web_url,
+            ACCOUNTS_PUBLIC_URL=self.web_url,
         )
-        env.update(self.extra_env)
-        return env
+        self.env = stack_environment({**computed, **(settings or {})}, inherit=inherit)
 
-    def prepare(self, env: dict) -> None:
-        """Migrate and, in development, seed the demo merchant and users."""
-        manage = [sys.executable, str(ROOT / "manage.py")]
-        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT)
-        subprocess.run([*manage, "seed_demo"], env=env, check=True, cwd=ROOT)
+    def url(self, server: str) -> str:
+        return f"http://127.0.0.1:{self.ports[server]}"
 
-    def start(self, *, prepare: bool = True) -> "Stack":
-        env = self.environment()
-        if prepare:
-            self.prepare(env)
-        out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+    @property
+    def web_url(self) -> str:
+        return self.url("web")
+
+    @property
+    def payments_url(self) -> str:
+        return self.url("payments")
+
+    @property
+    def namespace(self) -> str:
+        """The stack's DEPLOYMENT_NAMESPACE, which prefixes every Redis key Celery writes
+        (config/settings/redis.py). Raises RuntimeError when the caller left it to the
+        product's default, which only the product computes."""
         try:
-            self.honcho = subprocess.Popen(
-                [str(BIN / "honcho"), "-f", str(ROOT / "Procfile"), "start", *self.processes],
-                env=env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT if out else None,
-                start_new_session=True,
-            )
-        finally:
-            if out:
-                out.close()  # the child holds its own descriptor
-        for name, port in (("web", self.web_port), ("payments", self.payments_port)):
-            if name in self.processes:
-                wait_for_port(port, process=self.honcho)
-        return self
+            return self.env["DEPLOYMENT_NAMESPACE"]
+        except KeyError:
+            raise RuntimeError("name the stack's DEPLOYMENT_NAMESPACE in its settings") from None
 
-    def stop(self) -> None:
-        if self.honcho and self.honcho.poll() is None:
-            terminate_group(self.honcho)
-        if self.redis_process and self.redis_process.poll() is None:
-            self.redis_process.terminate()
+    # --- Redis -----------------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        """Start the private redis-server, empty (no persistence), on the stack's port."""
+        if self.redis_port is None:
+            raise RuntimeError("this stack uses an existing Redis")
+        _, self.redis_process = start_redis(var_dir=self.log_dir or VAR, port=self.redis_port)
+
+    def stop_redis(self) -> None:
+        """Stop the private Redis the hard way (SIGKILL): whatever it held is gone."""
+        if self.redis_process is not None and self.redis_process.poll() is None:
+            self.redis_process.kill()
             self.redis_process.wait(timeout=10)
 
-    def __enter__(self):
-        return self.start()
+    def redis(self) -> redis.Redis:
+        """A new client of the stack's Redis (the caller closes it)."""
+        return redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
-    def __exit__(self, *exc):
-        self.stop()
+    def broker_key(self, name: str) -> str:
+        """The Redis key kombu uses for ``name`` (a queue, ``unacked``) in this namespace."""
+        return f"{self.namespace}:{name}"
+
+    def broker_backlog(self, *queues: str) -> dict[str, int]:
+        """``{"queued": messages waiting in queues, "unacked": delivered to a worker, not yet
+        acknowledged}`` (with ``task_acks_late``: not yet run to the end)."""
+        with self.redis() as client:
+            pipe = client.pipeline()
+            for queue in queues:
+                pipe.llen(self.broker_key(queue))
+            pipe.hlen(self.broker_key("unacked"))
+            *lengths, unacked = pipe.execute()
+        return {"queued": sum(lengths), "unacked": unacked}
+
+    def flushall(self) -> dict[str, int]:
+        """FLUSHALL; returns the broker backlog it destroyed (see ``broker_backlog``)."""
+        lost = self.broker_backlog("notifications", "periodic")
+        with self.redis() as client:
+            client.flushall()
+        return lost
+
+    # --- Processes -------------------------------------------------------------------------
+
+    def launch(self, name: str, *, key: str = "", args: str = "", env: dict | None = None):
+        """Start the Procfile process ``name`` (``args`` appended to its line, ``env`` added
+        to its environment) as ``key`` (default: the name), stopping whatever ran as
+        ``key`` first. Returns the Process without waiting for it."""
+        key = key or name
+        if key in self.processes:
+            self.stop(key)
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        process = Process(
+            key=key,
+            command=f"{self.commands[name]} {args}".strip(),
+            env={**self.env, **{k: str(v) for k, v in (env or {}).items()}},
+            log_path=self.log_dir / f"{key}.log" if self.log_dir is not None else None,
+        )
+        self.processes[key] = process.start()
+        return process
+
+    def wait_ready(self, name: str, *, key: str = "", timeout: float = READY_TIMEOUT) -> None:
+        """Until a server accepts connections on its port, or a worker answers a ping.
+        Raises RuntimeError when the process exits first or after ``timeout`` seconds."""
+        process = self.processes[key or name]
+        if name in self.ports:
+            wait_for_port(self.ports[name], timeout=timeout, process=process.popen)
+        elif name == "worker":
+            self._wait_for_worker(process, timeout)
+
+    def start(self, *names: str, args: str = "", env: dict | None = None) -> None:
+        """Launch the Procfile processes ``names`` together, then wait until each is ready."""
+        for name in names:
+            self.launch(name, args=args, env=env)
+        for name in names:
+            self.wait_ready(name)
+
+    def kill(self, key: str) -> None:
+        """SIGKILL the process ``key`` with its whole group; it is no longer the stack's."""
+        self.processes.pop(key).kill()
+
+    def stop(self, key: str) -> None:
+        """Warm shutdown of the process ``key`` (then SIGKILL), if it runs; no longer the
+        stack's."""
+        process = self.processes.pop(key, None)
+        if process is not None:
+            process.stop()
+
+    def alive(self, key: str) -> bool:
+        return key in self.processes and self.processes[key].alive
+
+    def exited(self) -> dict[str, int]:
+        """``{key: exit status}`` of the stack's processes that exited on their own."""
+        return {
+            key: process.popen.returncode
+            for key, process in self.processes.items()
+            if not process.alive
+        }
+
+    def wait_for_exit(self) -> int:
+        """Block until a process exits on its own and return its exit status: ``make run``
+        serves in the foreground until then (or Ctrl-C), as a Procfile runner does."""
+        while not self.exited():
+            time.sleep(0.5)
+        return next(iter(self.exited().values()))
+
+    def pid(self, key: str) -> int | None:
+        """The main process id of ``key`` (None when it is not running)."""
+        process = self.processes.get(key)
+        return process.popen.pid if process is not None and process.alive else None
+
+    def manage(self, *args: str) -> None:
+        """``python manage.py <args>`` with the stack's environment, its output in
+        ``manage.log`` (or this process's). Raises CalledProcessError when it fails."""
+        manage(self.env, *args, log_path=self.log_dir / "manage.log" if self.log_dir else None)
+
+    def prepare(self, *, users: int = 0) -> None:
+        """Migrate the stack's database and seed the development merchant and users
+        (``seed_demo``, DEBUG on: demo/demo, admin/admin and ``users`` more)."""
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.manage("seed_demo", "--users", str(users))
+
+    # --- Celery ----------------------------------------------------------------------------
+
+    def control(self) -> Celery:
+        """A bare Celery client of the stack's broker and namespace: pings, sent messages."""
+        if self._control is None:
+            self._control = Celery("devstack", broker=self.redis_url, set_as_current=False)
+            self._control.conf.update(
+                task_serializer="json",
+                accept_content=["json"],
+                broker_connection_retry_on_startup=True,
+                broker_transport_options={"global_keyprefix": f"{self.namespace}:"},
+            )
+        return self._control
+
+    def send_deliver(self, notification_id) -> None:
+        """Publish one ``notifications.deliver`` message by hand, as a duplicate would be."""
+        self.control().send_task(
+            "notifications.deliver", args=[str(notification_id)], queue="notifications"
+        )
+
+    def _wait_for_worker(self, process: Process, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.control().control.ping(timeout=0.5):
+            if not process.alive:
+                raise RuntimeError(f"{process.key} exited during startup (see {self.log_dir})")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no worker answered a ping within {timeout:.0f}s")
+
+    # --- The whole -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every process (warm shutdown, then SIGKILL), then the private Redis."""
+        for key in reversed(list(self.processes)):
+            self.stop(key)
+        if self._control is not None:
+            self._control.close()
+        self.stop_redis()
+
+    def open(self) -> "Stack":
+        """Start what the stack owns besides its processes: the private Redis, if any."""
+        if self.redis_port is not None:
+            self.start_redis()
+        return self
+
+    def __enter__(self) -> "Stack":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

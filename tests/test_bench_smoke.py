@@ -106,13 +106,12 @@ def test_report_writes_json_markdown_and_chart(tmp_path):
 
 
 class _NoStack:
-    """A BenchStack with nothing started: only this process is measured."""
+    """A benchmark stack with nothing started: only this process is measured."""
 
-    servers = worker = redis_process = None
-    web_port = payments_port = 0
+    redis_process = None
 
-    def worker_processes(self):
-        return []
+    def pid(self, key):
+        return None
 
 
 def test_cpu_meter_attributes_this_process_cpu_to_the_driver():

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chaos.stack import POSTGRES_SCHEMES, ROOT
+from devstack.database import POSTGRES_SCHEMES
+from devstack.processes import ROOT
 
 pytestmark = pytest.mark.chaos
 

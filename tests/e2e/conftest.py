@@ -3,13 +3,14 @@
 Nothing is mocked. The test process commits rows (``transactional_db``) that the stack's
 processes (web and payments gunicorn, the Celery worker, beat) read and write in the same test
 database; they reach each other and the test over HTTP on 127.0.0.1 and through the Redis at
-``REDIS_URL`` (``python -m devstack test`` provides one). Each test starts the stack it needs
-and it is stopped before pytest-django empties the database. Each stack's output goes to
-``var/e2e/<test>-<n>.log``; a failed test's report ends with the tail of it.
+``REDIS_URL`` (``python -m devstack test`` provides one), under this process's
+``DEPLOYMENT_NAMESPACE`` unless a test names another. Each test starts the stacks it needs
+(``devstack.stack.Stack``) and they are stopped before pytest-django empties the database.
+Each stack's processes log to ``var/e2e/<test>-<n>/<process>.log``; a failed test's report
+ends with the tail of each.
 """
 
 import re
-import time
 from base64 import b64encode
 from collections import deque
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from django.db import connection
 
 from accounts.models import Account
 from accounts.services import account_create
-from config.celery import app as celery_app
-from devstack.stack import VAR, Stack
+from devstack.database import create_database, drop_database, own_database_url
+from devstack.stack import VAR, Stack, manage, stack_environment
 from payments.services import MerchantCredentials, merchant_create
 
 # The merchant the stack's accounts side is configured as (ACCOUNTS_PAYMENTS_API_KEY and
@@ -34,7 +35,6 @@ API_KEY = "sk_e2e_fixed_test_key_not_a_secret"
 WEBHOOK_SECRET = "whsec_" + b64encode(b"e2e-webhook-secret-for-the-stack").decode()
 LOG_DIR = VAR / "e2e"
 LOG_TAIL_LINES = 150
-WORKER_BOOT_TIMEOUT = 60.0
 
 _STACKS = pytest.StashKey[list]()
 
@@ -66,16 +66,9 @@ def database_url() -> str:
     )
 
 
-def wait_for_worker(stack: Stack, timeout: float = WORKER_BOOT_TIMEOUT) -> None:
-    """Block until a Celery worker answers a ping through Redis, so the tests' deadlines time
-    the pipeline rather than the worker's boot. Raises RuntimeError if the stack exits first
-    or no worker answers within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not celery_app.control.ping(timeout=0.5, limit=1):
-        if stack.honcho.poll() is not None:
-            raise RuntimeError(f"the stack exited ({stack.honcho.returncode}) during startup")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no Celery worker answered a ping within {timeout:.0f}s")
+def file_name(request) -> str:
+    """The test's name, safe in a file name."""
+    return re.sub(r"[^\w.-]+", "_", request.node.name)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -88,12 +81,14 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Append the tail of each stack's log to the report of a failed test (or fixture)."""
+    """Append the tail of each stack process's log to the report of a failed test (or
+    fixture)."""
     report = yield
     if report.failed:
         for stack in item.stash.get(_STACKS, []):
-            title = f"stack log, last {LOG_TAIL_LINES} lines of {stack.log_path}"
-            report.sections.append((title, log_tail(stack.log_path)))
+            for path in sorted(stack.log_dir.glob("*.log")):
+                title = f"last {LOG_TAIL_LINES} lines of {path}"
+                report.sections.append((title, log_tail(path)))
     return report
 
 
@@ -129,42 +124,69 @@ def customer(transactional_db) -> Customer:
 
 @pytest.fixture
 def start_stack(request, transactional_db, redis_flushed, stack_merchant):
-    """``start_stack(processes=..., **settings_env)`` → a started ``devstack.stack.Stack``
-    on the test database and ``REDIS_URL``, as the stack merchant, with jitter off.
+    """``start_stack(processes=..., **settings_env)`` → a started ``devstack.stack.Stack`` on
+    the test database, ``REDIS_URL`` and this process's namespace, as the stack merchant,
+    with jitter off.
 
     Returns once web and payments accept connections and, if it runs one, the worker answers
     a ping. Keyword arguments are environment variables naming settings
-    (``config/settings/``), e.g. ``NOTIFY_RETRY_SCHEDULE="1s,2s"``. Every stack is
-    stopped when the test ends, before the database is flushed (this fixture depends on
+    (``config/settings/``), e.g. ``NOTIFY_RETRY_SCHEDULE="1s,2s"``; they override those
+    above (``DATABASE_URL`` and ``DEPLOYMENT_NAMESPACE`` too). Every stack is stopped when
+    the test ends, before the database is flushed (this fixture depends on
     ``transactional_db``, so it tears down first).
     """
     stacks = request.node.stash.setdefault(_STACKS, [])
-    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+    name = file_name(request)
 
     def start(*, processes=("web", "payments", "worker"), **overrides) -> Stack:
-        env = {
-            "DATABASE_URL": database_url(),
-            "DB_CONN_MAX_AGE": "0",
-            "ACCOUNTS_PAYMENTS_API_KEY": API_KEY,
-            "ACCOUNTS_WEBHOOK_SECRETS": WEBHOOK_SECRET,
-            "NOTIFY_RETRY_JITTER": "0",
-            # Every callback here is over loopback, which the SSRF guard refuses unless named.
-            "NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
-            "NOTIFY_CONNECT_TIMEOUT": "2",
-            "NOTIFY_ATTEMPT_DEADLINE": "10",
-            "WORKER_CONCURRENCY": "2",
-            **{key: str(value) for key, value in overrides.items()},
-        }
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log_path = LOG_DIR / f"{name}-{len(stacks)}.log"
-        log_path.unlink(missing_ok=True)
-        stack = Stack(processes=processes, env=env, log_path=log_path)
+        stack = Stack(
+            settings={
+                "DATABASE_URL": database_url(),
+                "DEPLOYMENT_NAMESPACE": settings.DEPLOYMENT_NAMESPACE,
+                "DB_CONN_MAX_AGE": "0",
+                "ACCOUNTS_PAYMENTS_API_KEY": API_KEY,
+                "ACCOUNTS_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+                "NOTIFY_RETRY_JITTER": "0",
+                # Every callback here is over loopback, which the SSRF guard refuses unless
+                # named.
+                "NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+                "NOTIFY_CONNECT_TIMEOUT": "2",
+                "NOTIFY_ATTEMPT_DEADLINE": "10",
+                "WORKER_CONCURRENCY": "2",
+                **overrides,
+            },
+            log_dir=LOG_DIR / f"{name}-{len(stacks)}",
+            redis_url=settings.REDIS_URL,
+        )
         stacks.append(stack)  # before start(), so a stack that fails to come up is stopped
-        stack.start(prepare=False)
-        if "worker" in processes:
-            wait_for_worker(stack)
+        for old in stack.log_dir.glob("*.log"):
+            old.unlink()
+        stack.start(*processes)
         return stack
 
     yield start
     for stack in reversed(stacks):
-        stack.stop()
+        stack.close()
+
+
+@pytest.fixture
+def second_database(request, transactional_db) -> str:
+    """The DATABASE_URL of a second database beside the test database (on its PostgreSQL
+    server, or an SQLite file under var/e2e), migrated and seeded as ``make run`` seeds
+    (the development merchant, user demo/demo with a CNY account); dropped afterwards.
+    Request it before ``start_stack``, so the stacks on it stop before it is dropped."""
+    url = own_database_url(
+        database_url(),
+        name=f"{connection.settings_dict['NAME']}_second",
+        sqlite_path=LOG_DIR / "second.sqlite3",
+        owner="the e2e tests",
+    )
+    create_database(url)
+    try:
+        env = stack_environment({"DATABASE_URL": url, "DJANGO_DEBUG": "1"})
+        log = LOG_DIR / f"{file_name(request)}-second-manage.log"
+        manage(env, "migrate", "--noinput", "-v", "0", log_path=log)
+        manage(env, "seed_demo", log_path=log)
+        yield url
+    finally:
+        drop_database(url)

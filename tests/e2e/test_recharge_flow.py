@@ -7,13 +7,12 @@ notification to accounts' notify endpoint; the test polls the database, with a d
 the outcome. Retry schedules are compressed to seconds through the stack's environment.
 """
 
+import hashlib
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -21,7 +20,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from accounts.tasks import reconcile_pending
+from devstack import settle
 from devstack.browser import Browser
+from devstack.proxy import FaultProxy
 from devstack.redis import free_port
 from notifications.models import Notification
 from notifications.services import notification_resend
@@ -67,18 +68,9 @@ def top_up_and_pay(stack, customer, amount: str = AMOUNT_TEXT) -> Recharge:
 
 
 def wait_until(predicate, *, what: str, stack=None, timeout: float = DEADLINE):
-    """Poll ``predicate`` until it returns something truthy (returned); fail at the deadline
-    or as soon as the stack has exited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if stack is not None and stack.honcho.poll() is not None:
-            pytest.fail(f"the stack exited ({stack.honcho.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    """Poll ``predicate`` every 0.2 s until it returns something truthy (returned); raise at
+    the deadline or as soon as a process of the stack has exited (``devstack.settle``)."""
+    return settle.wait_until(predicate, timeout=timeout, interval=0.2, what=what, stack=stack)
 
 
 def wait_for_credit(recharge: Recharge, stack) -> None:
@@ -135,97 +127,6 @@ def signed_notification(notification: Notification, secret: str) -> tuple[bytes,
     return notification.body.encode(), headers
 
 
-@dataclass(frozen=True)
-class Received:
-    """One request as the flaky receiver saw it."""
-
-    arrived: float  # time.monotonic()
-    webhook_id: str
-    webhook_timestamp: str
-    body: bytes
-    status: int  # what it answered
-
-
-class FlakyReceiver:
-    """A real HTTP server on a free loopback port, in front of accounts' notify endpoint:
-    answers 503 to the first ``fail_first`` POSTs and forwards the others (same path, body
-    bytes and webhook-* headers) to ``upstream``, answering what it answered. Records every
-    request. A context manager: serves in a thread between enter and exit."""
-
-    FORWARDED = ("Content-Type", "webhook-id", "webhook-timestamp", "webhook-signature")
-
-    def __init__(self, *, fail_first: int):
-        self.fail_first = fail_first
-        self.upstream: str | None = None
-        self._received: list[Received] = []
-        self._count = 0
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver._handle(self)
-
-            def log_message(self, format, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def received(self) -> list[Received]:
-        with self._lock:
-            return sorted(self._received, key=lambda r: r.arrived)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        arrived = time.monotonic()
-        body = request.rfile.read(int(request.headers.get("Content-Length", 0)))
-        with self._lock:
-            self._count += 1
-            refuse = self._count <= self.fail_first
-        if refuse or self.upstream is None:
-            status, reply = 503, b'{"detail": "flaky receiver: not now"}'
-        else:
-            headers = {name: request.headers[name] for name in self.FORWARDED}
-            upstream = requests.post(
-                self.upstream + request.path,
-                data=body,
-                headers=headers,
-                timeout=HTTP_TIMEOUT,
-                allow_redirects=False,
-            )
-            status, reply = upstream.status_code, upstream.content
-        with self._lock:
-            self._received.append(
-                Received(
-                    arrived=arrived,
-                    webhook_id=request.headers.get("webhook-id", ""),
-                    webhook_timestamp=request.headers.get("webhook-timestamp", ""),
-                    body=body,
-                    status=status,
-                )
-            )
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(reply)))
-        request.end_headers()
-        request.wfile.write(reply)
-
-
 # --- Tests ----------------------------------------------------------------------------------
 
 
@@ -268,13 +169,14 @@ def test_flaky_receiver_is_retried_on_the_schedule_until_it_acknowledges(start_s
     200; every request carries the same webhook-id and the same body bytes; the gaps between
     attempts are at least the ladder's steps (a lower bound only); the account is credited once.
 
-    How the receiver is made flaky: accounts is published behind a real reverse proxy (a
-    ThreadingHTTPServer in this process) by pointing ACCOUNTS_PUBLIC_URL at it, so the recharge
-    is still started the real way (login + form, accounts creates the order over the merchant
-    API) and its notify_url is the proxy's, which forwards unchanged to the real endpoint.
+    How the receiver is made flaky: accounts is published behind the harness's fault proxy
+    (``devstack.proxy.FaultProxy``, refusing the first two requests of every webhook-id) by
+    pointing ACCOUNTS_PUBLIC_URL at it, so the recharge is still started the real way (login +
+    form, accounts creates the order over the merchant API) and its notify_url is the
+    proxy's, which forwards unchanged to the real endpoint.
     """
     ladder, k = (1.0, 2.0, 2.0, 2.0), 2
-    with FlakyReceiver(fail_first=k) as receiver:
+    with FaultProxy(refuse_first=1.0, refusals=k) as receiver:
         stack = start_stack(
             NOTIFY_RETRY_SCHEDULE=",".join(f"{step:g}s" for step in ladder),
             ACCOUNTS_PUBLIC_URL=receiver.url,
@@ -284,7 +186,7 @@ def test_flaky_receiver_is_retried_on_the_schedule_until_it_acknowledges(start_s
         notification = Notification.objects.get(subject=recharge.tx_no)
         assert notification.target_url == f"{receiver.url}/api/accounts/notify/"
         notification = wait_for_state(notification, Delivered, stack)
-        received = receiver.received
+        received = sorted(receiver.seen, key=lambda seen: seen.arrived)
 
     assert_credited_once(recharge, source=Source.NOTIFICATION)
     attempts = list(notification.attempts.all())
@@ -294,9 +196,15 @@ def test_flaky_receiver_is_retried_on_the_schedule_until_it_acknowledges(start_s
     assert [a.error for a in attempts] == ["HTTP 503", "HTTP 503", ""]
     assert notification.attempt_count == 3
 
-    assert [r.status for r in received] == [503, 503, 200]
+    assert [(r.status, r.fault) for r in received] == [
+        (503, "refused_first"),
+        (503, "refused_first"),
+        (200, ""),
+    ]
+    assert receiver.injected() == {"refused_first": k}
     assert {r.webhook_id for r in received} == {notification.webhook_id}
-    assert {r.body for r in received} == {notification.body.encode()}
+    body_sha256 = hashlib.sha256(notification.body.encode()).hexdigest()
+    assert {r.body_sha256 for r in received} == {body_sha256}
     # Signed afresh per attempt: the timestamps never go backwards.
     stamps = [int(r.webhook_timestamp) for r in received]
     assert stamps == sorted(stamps)
@@ -348,29 +256,32 @@ def test_receiver_down_exhausts_the_ladder_and_reconciliation_closes_it(start_st
 
 @pytest.mark.e2e
 def test_dropped_notification_is_closed_by_reconciliation(start_stack, customer):
-    """The receiver acknowledges the notification but loses it (ACCOUNTS_FAULT_DROP=1.0):
-    payments counts it delivered after one attempt and accounts records it as dropped. The
-    real beat (its reconciliation entry set to every second in the database) runs accounts'
-    reconciliation, which asks payments' query API and credits the recharge once, with ledger
-    source "reconciliation"; later ticks credit nothing more."""
+    """The receiver acknowledges the notification but loses it (the fault proxy in front of
+    accounts' notify endpoint drops every webhook-id: 200, never forwarded): payments counts
+    it delivered after one attempt and accounts never hears of it. The real beat (its
+    reconciliation entry set to every second in the database) runs accounts'
+    reconciliation, which asks payments' query API and credits the recharge once, with
+    ledger source "reconciliation"; later ticks credit nothing more."""
     entry = PeriodicTask.objects.get(task="accounts.reconcile_pending")
     entry.interval, _ = IntervalSchedule.objects.get_or_create(
         every=1, period=IntervalSchedule.SECONDS
     )
     entry.save()
-    stack = start_stack(
-        processes=("web", "payments", "worker", "beat"),
-        ACCOUNTS_FAULT_DROP=1.0,
-        ACCOUNTS_RECONCILE_AFTER=2,
-    )
-    recharge = top_up_and_pay(stack, customer)
-    notification = Notification.objects.get(subject=recharge.tx_no)
-    notification = wait_for_state(notification, Delivered, stack)
-    wait_for_credit(recharge, stack)
+    with FaultProxy(drop=1.0) as receiver:
+        stack = start_stack(
+            processes=("web", "payments", "worker", "beat"),
+            ACCOUNTS_PUBLIC_URL=receiver.url,
+            ACCOUNTS_RECONCILE_AFTER=2,
+        )
+        receiver.upstream = stack.web_url
+        recharge = top_up_and_pay(stack, customer)
+        notification = Notification.objects.get(subject=recharge.tx_no)
+        notification = wait_for_state(notification, Delivered, stack)
+        wait_for_credit(recharge, stack)
 
     assert [(a.number, a.status_code) for a in notification.attempts.all()] == [(1, 200)]
-    receipt = InboundNotification.objects.get(webhook_id=notification.webhook_id)
-    assert (receipt.deliveries, receipt.outcome) == (1, "dropped")
+    assert receiver.injected_ids("dropped") == {notification.webhook_id: 1}
+    assert not InboundNotification.objects.filter(webhook_id=notification.webhook_id).exists()
     assert_credited_once(recharge, source=Source.RECONCILIATION)
     time.sleep(2.5)  # more beat ticks: the recharge is final, nothing is applied again
     assert_credited_once(recharge, source=Source.RECONCILIATION)

@@ -1,0 +1,86 @@
+"""The figures of a scenario, read from its database (through this process's Django), its
+receiver proxy's own counts and its worker logs; and the reads several scenarios share."""
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def fill(outcome, *, proxy, forced: int) -> None:
+    """Set ``outcome``'s figures (see ``chaos.harness``) after settling: from the audit, the
+    rows, and ``proxy`` (a ``devstack.proxy.FaultProxy``): every refusal it injected is an
+    attempt the minimum includes, as are the ``forced`` failures of the scenario's own fault."""
+    from audit.checks import audit
+    from notifications.models import DeliveryAttempt, Notification
+    from payments.models import RechargeOrder
+
+    report = audit()
+    lost = {u.tx_no for u in report.uncredited} | {n.tx_no for n in report.not_closed}
+    outcome.lost = len(lost)
+    outcome.credited_twice = len(report.double_credits) + sum(
+        1 for totals in report.accounts if totals.balance > totals.credited
+    )
+    outcome.orders = RechargeOrder.objects.count()
+    outcome.notifications = Notification.objects.count()
+    outcome.delivered = Notification.objects.filter(state=Notification.State.DELIVERED).count()
+    outcome.attempts = DeliveryAttempt.objects.count()
+    outcome.injected = dict(proxy.injected())
+    outcome.minimum = outcome.notifications + outcome.injected.get("refused_first", 0) + forced
+    outcome.problems = report.problems()
+
+
+def receiver_counts(proxy, *, exact: bool) -> tuple[str, bool, str]:
+    """The check that no claimed attempt was sent twice, as (name, ok, detail): per
+    webhook-id, the requests ``proxy`` saw are at most the attempt rows (exactly as many when
+    ``exact``: every attempt reached it). A request beyond the rows is an HTTP attempt
+    nobody claimed."""
+    seen = proxy.requests_per_webhook_id()
+    rows = attempts_per_webhook_id()
+    extra = {wid: (n, rows.get(wid, 0)) for wid, n in seen.items() if n > rows.get(wid, 0)}
+    name = "receiver saw each claimed attempt at most once"
+    if exact:
+        extra.update({wid: (seen[wid], n) for wid, n in rows.items() if seen[wid] != n})
+        name = "receiver saw each claimed attempt exactly once"
+    detail = f"{sum(seen.values())} requests for {sum(rows.values())} attempt rows"
+    if extra:
+        detail += f"; differing (seen, rows): {dict(list(extra.items())[:5])}"
+    return name, not extra, detail
+
+
+def attempts_per_webhook_id() -> Counter:
+    """``{webhook-id: attempt rows}`` over every notification."""
+    from django.db.models import Count
+
+    from notifications.models import Notification
+
+    rows = Notification.objects.annotate(n=Count("attempts")).only("id")
+    return Counter({row.webhook_id: row.n for row in rows if row.n})
+
+
+def sending_now(*, claimed_after: float = 0.0) -> int:
+    """Attempts claimed (after ``claimed_after``, a ``time.time()``) and not yet finished."""
+    from notifications.models import Notification
+
+    return Notification.objects.filter(
+        state=Notification.State.SENDING, claimed_at__gt=at(claimed_after)
+    ).count()
+
+
+def deliver_messages(log_dir: Path) -> int:
+    """``notifications.deliver`` messages the scenario's workers received, repeats counted."""
+    return sum(len(received_task_ids(path)) for path in sorted(log_dir.glob("worker*.log")))
+
+
+def received_task_ids(log_path: Path, task: str = "notifications.deliver") -> list[str]:
+    """Task ids of every ``task`` message a worker log says was received (with repeats)."""
+    pattern = re.compile(rf"Task {re.escape(task)}\[([0-9a-f-]+)\] received")
+    try:
+        return pattern.findall(log_path.read_text(errors="replace"))
+    except OSError:
+        return []
+
+
+def at(timestamp: float) -> datetime:
+    """A ``time.time()`` as an aware UTC datetime, for filters on the rows' times."""
+    return datetime.fromtimestamp(timestamp, UTC)

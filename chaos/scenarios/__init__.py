@@ -1,0 +1,24 @@
+"""The scenarios, one module per fault family, and their registry in table order.
+
+- ``worker``: 1, the worker's process group SIGKILLed mid-delivery;
+- ``broker``: 2a Redis flushed, 2b Redis restarted empty, 5 broker redelivery and duplicates;
+- ``commit``: 3, the process dies between commit and enqueue;
+- ``receiver``: 4, the receiver refuses, stalls and fails, then recovers;
+- ``duplicates``: 6 two beats, 7 concurrent duplicates with reconciliation;
+- ``reconciliation``: 8, reconciliation through a restart and a payments API outage.
+"""
+
+from . import broker, commit, duplicates, receiver, reconciliation, worker
+
+SCENARIOS = sorted(
+    [
+        *worker.SCENARIOS,
+        *broker.SCENARIOS,
+        *commit.SCENARIOS,
+        *receiver.SCENARIOS,
+        *duplicates.SCENARIOS,
+        *reconciliation.SCENARIOS,
+    ],
+    key=lambda scenario: (int(scenario.key[0]), scenario.key),
+)
+BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
