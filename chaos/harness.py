@@ -33,9 +33,9 @@ from . import figures
 
 CHAOS_VAR = VAR / "chaos"
 
-# The compressed schedule: 1 s, 2 s, 4 s, then 8 s (19 retries, about 140 s in all). Steps up
-# to NOTIFY_COUNTDOWN_CAP (3 s) travel as Celery countdowns, longer ones wait in the database
-# for the sweeper: both paths are exercised.
+# The compressed schedule: 1 s, 2 s, 4 s, then 8 s (19 retries, about 140 s in all). A worker
+# makes the retries it scheduled itself when they fall due; the sweeper (every second) wakes
+# a worker for any other due row. The circuit breaker's waits are compressed alike.
 LADDER = (1, 2, 4) + (8,) * 16
 JITTER = 0.1
 
@@ -46,12 +46,12 @@ BASE_ENV = {
     "NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",  # every receiver here is on loopback
     "NOTIFY_RETRY_SCHEDULE": ",".join(f"{step}s" for step in LADDER),
     "NOTIFY_RETRY_JITTER": str(JITTER),
-    "NOTIFY_COUNTDOWN_CAP": "3",
     "NOTIFY_SWEEP_INTERVAL": "1",
-    "NOTIFY_REQUEUE_AFTER": "3",
     "NOTIFY_CLAIM_TIMEOUT": "10",
     "NOTIFY_CONNECT_TIMEOUT": "1",
-    "NOTIFY_READ_TIMEOUT": "3",
+    "NOTIFY_ATTEMPT_DEADLINE": "3",
+    "NOTIFY_CIRCUIT_OPEN_FOR": "2",
+    "NOTIFY_CIRCUIT_OPEN_MAX": "8",
     "ACCOUNTS_RECONCILE_AFTER": "86400",
     "ACCOUNTS_RECONCILE_INTERVAL": "1",
     "ACCOUNTS_API_TIMEOUT": "5",

@@ -91,7 +91,7 @@ def stack_settings(config: DemoConfig, database_url: str) -> dict[str, str]:
         # Exponential 15 s, 30 s, 1 m, ... scaled: first retries well under a second or two.
         "NOTIFY_TIME_SCALE": str(config.time_scale),
         "NOTIFY_SWEEP_INTERVAL": "1",
-        "NOTIFY_REQUEUE_AFTER": "10",
+        "NOTIFY_CIRCUIT_OPEN_FOR": "2",
         "ACCOUNTS_RECONCILE_AFTER": "3",
         "ACCOUNTS_RECONCILE_INTERVAL": "1",
         "WORKER_CONCURRENCY": "4",

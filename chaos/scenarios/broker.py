@@ -1,5 +1,7 @@
 """Scenarios 2a, 2b and 5: the broker loses its messages, goes away, or delivers them again."""
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -12,10 +14,10 @@ from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
 
 
 def redis_flushed(run: ChaosRun) -> None:
-    """2a. FLUSHALL mid-run, and again right after the last order: queued messages,
-    countdown retries waiting in Redis and unacknowledged messages are all lost."""
+    """2a. FLUSHALL mid-run, and again right after the last order: queued and
+    unacknowledged wake-up messages are all lost."""
     sizes = run.sizes
-    run.receiver.refuse_first = 0.3  # refused first deliveries put countdowns in Redis
+    run.receiver.refuse_first = 0.3  # refused first deliveries: retries under way at the flush
     run.start("web", "payments", "worker", "beat")
     state = run.drive(plan_orders(sizes.orders, seed=2))
     wait_until(lambda: state.progress() >= 0.5, timeout=300, what="half the orders")
@@ -67,9 +69,10 @@ def redis_restarted(run: ChaosRun) -> None:
 
 
 def redelivered(run: ChaosRun) -> None:
-    """5. Tasks redelivered by the broker (a 2 s visibility timeout: slow deliveries and
-    countdowns outlive it, kombu issue 337) and duplicated by hand (``send_task``): the
-    receiver must see each claimed attempt exactly once."""
+    """5. Wake-up messages redelivered by the broker (a 2 s visibility timeout, outlived by
+    the messages a worker had reserved when it was frozen with SIGSTOP for longer, kombu
+    issue 337) and duplicated by hand (``send_task``): the receiver must see each claimed
+    attempt exactly once."""
     from notifications.models import Notification
 
     sizes = run.sizes
@@ -90,13 +93,16 @@ def redelivered(run: ChaosRun) -> None:
                 duplicated[notification_id] += 1
 
     duplicator = threading.Thread(target=duplicate_in_flight, daemon=True)
+    freezer = threading.Thread(target=_freeze_worker, args=(run, stop), daemon=True)
     duplicator.start()
+    freezer.start()
     try:
         state.wait(timeout=DRIVE_TIMEOUT)
         time.sleep(1.0)
     finally:
         stop.set()
         duplicator.join(timeout=30)
+        freezer.join(timeout=30)
     for notification_id in Notification.objects.values_list("pk", flat=True):
         run.stack.send_deliver(notification_id)  # and once more, most of them delivered
         duplicated[notification_id] += 1
@@ -118,6 +124,25 @@ def redelivered(run: ChaosRun) -> None:
     )
 
 
+FREEZES = 5  # times the worker is frozen past the visibility timeout, at most
+FROZEN = 3.5  # seconds each time: past the 2 s visibility timeout
+
+
+def _freeze_worker(run: ChaosRun, stop: threading.Event) -> None:
+    """SIGSTOP the worker's whole process group for FROZEN seconds, up to FREEZES times while
+    orders are placed: the messages it had reserved outlive the visibility timeout and the
+    broker hands them out again once it runs (SIGCONT)."""
+    for _ in range(FREEZES):
+        if stop.wait(2.0):
+            return
+        group = run.stack.pid("worker")
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            time.sleep(FROZEN)
+        finally:
+            os.killpg(group, signal.SIGCONT)
+
+
 SCENARIOS = [
     Scenario("2a", "Redis FLUSHALL mid-run and at the end", redis_flushed),
     Scenario("2b", "Redis stopped, orders go on, restarted empty", redis_restarted),
@@ -127,7 +152,7 @@ SCENARIOS = [
         redelivered,
         {
             "CELERY_VISIBILITY_TIMEOUT": "2",
-            "NOTIFY_READ_TIMEOUT": "8",
+            "NOTIFY_ATTEMPT_DEADLINE": "8",
             "NOTIFY_CLAIM_TIMEOUT": "20",
         },
     ),

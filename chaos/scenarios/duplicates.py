@@ -19,9 +19,9 @@ HTTP_TIMEOUT = 60  # seconds per concurrent POST
 
 def two_beats(run: ChaosRun) -> None:
     """6. Two beat processes for the whole scenario: every sweep, expiry and reconciliation
-    tick is sent twice. Retries all wait for the sweeper (countdown cap 0.5 s), a share of
-    first deliveries is refused, a share of notifications dropped (reconciliation closes
-    those) and a share of orders left unpaid (expiry fails them)."""
+    tick is sent twice (twice the sweeps' wake-ups). A share of first deliveries is refused,
+    a share of notifications dropped (reconciliation closes those) and a share of orders
+    left unpaid (expiry fails them)."""
     from accounts.models import LedgerEntry, Recharge
     from payments.models import RechargeOrder
 
@@ -179,7 +179,6 @@ SCENARIOS = [
         {
             "ACCOUNTS_RECONCILE_AFTER": "6",
             "PAYMENTS_ORDER_TTL": "5",
-            "NOTIFY_COUNTDOWN_CAP": "0.5",
         },
     ),
     Scenario("7", "50 concurrent duplicates + reconciliation at once", concurrent_duplicates),

@@ -10,13 +10,14 @@ from ..harness import DRIVE_TIMEOUT, JITTER, LADDER, ChaosRun, Scenario
 
 
 def receiver_faults(run: ChaosRun) -> None:
-    """4. The receiver proxy refuses connections, then answers past the read timeout, then
-    answers 500, for a stretch of the compressed schedule each, then recovers."""
-    from notifications.models import DeliveryAttempt
+    """4. The receiver proxy refuses connections, then answers past the attempt deadline,
+    then answers 500, for a stretch of the compressed schedule each, then recovers. The
+    circuit breaker opens during the faults; its probes find the receiver back."""
+    from notifications.models import DeliveryAttempt, Endpoint
 
     sizes = run.sizes
-    read_timeout = float(run.env["NOTIFY_READ_TIMEOUT"])
-    run.receiver.slow_seconds = read_timeout + 1.0
+    deadline = float(run.env["NOTIFY_ATTEMPT_DEADLINE"])
+    run.receiver.slow_seconds = deadline + 1.0
     run.receiver.set_mode("refuse")
     began = time.time()
     run.start("web", "payments", "worker", "beat")
@@ -32,7 +33,7 @@ def receiver_faults(run: ChaosRun) -> None:
     run.end_fault()
     run.say("receiver recovered")
     run.settle()
-    fault_span = (at(began), at(phases[-1][2] + read_timeout + 1))
+    fault_span = (at(began), at(phases[-1][2] + deadline + 1))
     forced = DeliveryAttempt.objects.filter(succeeded=False, started_at__range=fault_span).count()
     run.figures(forced=forced)
     run.check_drive(state)
@@ -41,6 +42,13 @@ def receiver_faults(run: ChaosRun) -> None:
         ts = attempt.started_at.timestamp()
         label = next((name for name, a, b in phases if a <= ts < b), "after")
         by_phase[label] += 1
+    worker_log = (run.log_dir / "worker.log").read_text(errors="replace")
+    run.check(
+        "the circuit opened during the faults and is closed again",
+        "circuit closed → open" in worker_log
+        and set(Endpoint.objects.values_list("state", flat=True)) == {Endpoint.State.CLOSED},
+        f"opened {worker_log.count('circuit closed → open')} time(s)",
+    )
     early, lateness, gaps = _schedule_kept()
     run.check(
         "no retry earlier than its step of the schedule",

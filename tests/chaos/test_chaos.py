@@ -116,9 +116,9 @@ def test_worker_sigkilled_mid_delivery(chaos_run):
 
 
 def test_redis_flushed_mid_run(chaos_run):
-    """2a. FLUSHALL at half-way and after the last order drops queued messages, countdown
-    retries and unacknowledged ones: the sweeper re-sends every due row, nothing is lost and
-    no attempt is made beyond what the receiver's refusals forced."""
+    """2a. FLUSHALL at half-way and after the last order drops queued and unacknowledged
+    wake-ups: the sweeper wakes workers for every due row, nothing is lost and no attempt is
+    made beyond what the receiver's refusals forced."""
     outcome = assert_scenario(chaos_run, "2a")
     assert outcome["beyond"] == 0
 
@@ -133,24 +133,25 @@ def test_redis_restarted_empty(chaos_run):
 
 def test_process_dies_between_commit_and_enqueue(chaos_run):
     """3. Processes paying orders are SIGKILLed by an on-commit hook that runs before the
-    enqueue hooks: nothing reaches the broker, yet the sweeper delivers every notification
-    (each first attempt is at least NOTIFY_REQUEUE_AFTER after its commit)."""
+    enqueue hooks: nothing reaches the broker, yet every notification is delivered once the
+    sweeper wakes a worker for it."""
     outcome = assert_scenario(chaos_run, "3")
     assert outcome["beyond"] == 0
 
 
 def test_receiver_refuses_stalls_fails_then_recovers(chaos_run):
-    """4. The receiver refuses connections, then stalls past the read timeout, then answers
-    500, then recovers: everything is delivered, no retry comes earlier than its step of the
-    schedule, and every failed attempt falls in a fault phase."""
+    """4. The receiver refuses connections, then stalls past the attempt deadline, then
+    answers 500, then recovers: everything is delivered (the circuit breaker opened and its
+    probe closed it again), no retry comes earlier than its step of the schedule, and every
+    failed attempt falls in a fault phase."""
     outcome = assert_scenario(chaos_run, "4")
     assert outcome["beyond"] == 0
 
 
 def test_broker_redelivery_and_duplicates_make_no_second_request(chaos_run):
-    """5. With a 2 s visibility timeout the broker redelivers running tasks and countdowns,
-    and every notification's task is also published twice more by hand: the receiver sees
-    each claimed attempt exactly once."""
+    """5. With a 2 s visibility timeout the broker redelivers the messages a frozen worker
+    had reserved, and every notification's wake-up is also published twice more by hand:
+    the receiver sees each claimed attempt exactly once."""
     outcome = assert_scenario(chaos_run, "5")
     assert outcome["beyond"] == 0
 
