@@ -1,16 +1,21 @@
 """``python -m bench.profile``: where one notification's time goes, sender and receiver side.
 
 In this process, on the benchmark's own stack (fresh database, private Redis, the minimal
-receiver): N ``notification_deliver`` calls to the minimal receiver, then N notifications
-POSTed to ``/api/accounts/notify/`` through Django's test client (all applied), then the
-same N again (all duplicates). Half of each is timed (milliseconds of CPU and of wall time per
-call, printed), the other half profiled with pyinstrument, each profile written as text to
-``bench/results/<UTC timestamp>-profile-<name>.txt``. No Celery, no gunicorn: what is left is
-our code, the ORM and the database round trips, which is what the throughput scenarios'
-"Where the CPU goes" table attributes to the worker and web processes.
+receiver): N notifications due to the minimal receiver, delivered by the dispatcher's cycle
+(``notifications.delivery``: claim up to ``NOTIFY_CLAIM_BATCH``, send them concurrently on one
+event loop and aiohttp session kept across cycles, record them in one transaction), then N
+notifications POSTed to ``/api/accounts/notify/`` through Django's test client (all
+applied), then the same N again (all duplicates). Half of each is timed (milliseconds of CPU
+and of wall time per notification or request, printed), the other half profiled with
+pyinstrument, each profile written as text to
+``bench/results/<UTC timestamp>-profile-<name>.txt``. No Celery, no gunicorn, no dispatcher
+threads: what is left is our code, the ORM and the database round trips, which is what the
+throughput scenarios' "Where the CPU goes" table attributes to the worker and web processes.
 """
 
 import argparse
+import asyncio
+import math
 import sys
 import time
 import uuid
@@ -22,20 +27,21 @@ from .stack import BENCH_VAR, close_bench, fresh_stack, start_bench
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def timed(name: str, calls, *, directory: Path, stem: str) -> dict:
-    """Run the first half of ``calls`` timed (CPU and wall ms per call), the second half under
-    pyinstrument (which slows what it watches), its text written to
-    ``<directory>/<stem>-profile-<name>.txt``."""
+def timed(name: str, calls, *, directory: Path, stem: str, per_call: int = 1) -> dict:
+    """Run the first half of ``calls`` timed (CPU and wall ms per item, ``per_call`` items a
+    call), the second half under pyinstrument (which slows what it watches), its text
+    written to ``<directory>/<stem>-profile-<name>.txt``."""
     from pyinstrument import Profiler
 
     half = len(calls) // 2
     cpu, wall = time.process_time(), time.perf_counter()
     for call in calls[:half]:
         call()
+    items = half * per_call
     figures = {
-        "calls": half,
-        "cpu_ms": round((time.process_time() - cpu) * 1000 / half, 3),
-        "wall_ms": round((time.perf_counter() - wall) * 1000 / half, 3),
+        "items": items,
+        "cpu_ms": round((time.process_time() - cpu) * 1000 / items, 3),
+        "wall_ms": round((time.perf_counter() - wall) * 1000 / items, 3),
     }
     profiler = Profiler(interval=0.0005)
     profiler.start()
@@ -48,27 +54,60 @@ def timed(name: str, calls, *, directory: Path, stem: str) -> dict:
     return figures
 
 
-def deliveries(*, n: int, receiver_url: str, app_id: str) -> list:
-    """N due notifications to the minimal receiver; one ``notification_deliver`` call each."""
+def due_notifications(*, n: int, receiver_url: str, app_id: str) -> None:
+    """N notifications due now to the minimal receiver, committed together."""
     from django.db import transaction
 
-    from notifications.services import notification_create, notification_deliver
+    from notifications.services import notification_create
 
     from .common import EVENT_TYPE, recharge_data
 
     tag = f"PS{uuid.uuid4().hex[:6]}"
     with transaction.atomic():
-        ids = [
+        for number in range(n):
             notification_create(
                 sender_key=app_id,
                 subject=f"{tag}-{number}",
                 event_type=EVENT_TYPE,
                 target_url=f"{receiver_url}/notify/",
                 data=recharge_data(tag, number),
-            ).pk
-            for number in range(n)
-        ]
-    return [lambda pk=pk: notification_deliver(notification_id=pk) for pk in ids]
+            )
+
+
+def dispatch_cycle(runner: asyncio.Runner, session, *, limit: int) -> None:
+    """One turn of the dispatcher's pump, in this thread: claim up to ``limit`` due
+    attempts, send them concurrently on ``runner``'s loop with ``session``, record them."""
+    from django.utils import timezone
+
+    from notifications import delivery
+
+    async def send_all(claimed):
+        return await asyncio.gather(*(delivery.attempt_send(session, c) for c in claimed))
+
+    claimed = delivery.deliveries_claim(limit=limit)
+    started = timezone.now()
+    results = runner.run(send_all(claimed))
+    delivery.attempts_record([(c, r, started) for c, r in zip(claimed, results, strict=True)])
+
+
+def profile_dispatch(*, n: int, receiver_url: str, app_id: str, directory, stem) -> dict:
+    """``timed`` figures of the dispatcher's cycle delivering N notifications."""
+    from notifications import http
+    from notifications.conf import notify_settings
+
+    due_notifications(n=n, receiver_url=receiver_url, app_id=app_id)
+    batch = notify_settings.CLAIM_BATCH
+
+    async def new_session():
+        return http.client_session(connect_timeout=notify_settings.CONNECT_TIMEOUT)
+
+    with asyncio.Runner() as runner:
+        session = runner.run(new_session())
+        cycles = [lambda: dispatch_cycle(runner, session, limit=batch)] * math.ceil(n / batch)
+        try:
+            return timed("dispatch", cycles, directory=directory, stem=stem, per_call=batch)
+        finally:
+            runner.run(session.close())
 
 
 def notify_posts(items: list[tuple[str, dict]]) -> list:
@@ -92,7 +131,9 @@ def notify_posts(items: list[tuple[str, dict]]) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("-n", type=int, default=1000, help="calls of each kind (half timed)")
+    parser.add_argument(
+        "-n", type=int, default=1000, help="notifications of each kind (half timed)"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -108,22 +149,19 @@ def main(argv=None) -> int:
 
         items = prepare(n=args.n, tag=f"PR{uuid.uuid4().hex[:6]}")
         figures = {
-            "deliver": timed(
-                "deliver",
-                deliveries(n=args.n, receiver_url=stack.url("receiver"), app_id=app_id),
+            "dispatch": profile_dispatch(
+                n=args.n,
+                receiver_url=stack.url("receiver"),
+                app_id=app_id,
                 directory=args.results,
                 stem=stem,
-            ),
-            "notify-applied": timed(
-                "notify-applied", notify_posts(items), directory=args.results, stem=stem
-            ),
-            "notify-duplicate": timed(
-                "notify-duplicate", notify_posts(items), directory=args.results, stem=stem
-            ),
+            )
         }
+        for name in ("notify-applied", "notify-duplicate"):
+            figures[name] = timed(name, notify_posts(items), directory=args.results, stem=stem)
     finally:
         close_bench(stack)
-    print("| call | CPU ms | wall ms | profile |\n|---|--:|--:|---|")
+    print("| per notification or request | CPU ms | wall ms | profile |\n|---|--:|--:|---|")
     for name, row in figures.items():
         print(f"| {name} | {row['cpu_ms']:.2f} | {row['wall_ms']:.2f} | {row['profile']} |")
     return 0

@@ -10,9 +10,11 @@ generated series: ``generate_series`` on PostgreSQL, a recursive CTE on SQLite),
 row. On PostgreSQL the tables are ``ANALYZE``d after each load, as autovacuum would.
 
 Each tick is the real task body (``notifications_sweep()``, ``recharges_reconcile_pending()``)
-and includes what it does per due row: the sweeper publishes 100 messages to Redis, the
-reconciliation makes 100 GETs to the payments API. Those parts do not depend on the table
-size, so the selectors' queries are also timed alone ("query"), which is what must not grow.
+and includes what it does for the due rows: the sweeper counts them (up to
+``NOTIFY_SWEEP_WAKES`` × ``NOTIFY_CLAIM_BATCH``) and publishes one wake-up per claim batch
+(2 for 100 due rows), the reconciliation makes 100 GETs to the payments API. Those parts do
+not depend on the table size, so the selectors' queries are also timed alone ("query"),
+which is what must not grow; each query's plan is that of the SQL the selector really ran.
 Between ticks the due rows are made due again (not timed).
 """
 
@@ -23,6 +25,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 NOTIFICATION_BODY = (
@@ -32,6 +35,7 @@ NOTIFICATION_BODY = (
     '"paid_at":"2026-01-01T00:00:00+00:00"}}'
 )
 TABLES = ("notifications", "recharges", "orders")
+TARGET_URL = "http://127.0.0.1:9/notify/"
 
 
 def _sql(vendor: str):
@@ -88,7 +92,10 @@ class Tables:
     """The three tables of the scenario and what they hold."""
 
     def __init__(self, *, merchant, account, due: int, tag: str = "SC"):
+        from notifications.services import endpoint_id_for
+
         self.merchant, self.account, self.due, self.tag = merchant, account, due, tag
+        self.endpoint_id = endpoint_id_for(sender_key=merchant.app_id, url=TARGET_URL)
         self.rows = dict.fromkeys(TABLES, 0)
         self.filled = 0  # filler rows per table so far (x < filled)
 
@@ -105,7 +112,8 @@ class Tables:
                 sender_key=self.merchant.app_id,
                 subject=f"{tag}N{number:09d}",
                 event_type="recharge.succeeded",
-                target_url="http://127.0.0.1:9/notify/",
+                target_url=TARGET_URL,
+                endpoint_id=self.endpoint_id,
                 body=NOTIFICATION_BODY,
                 attempt_count=1,
                 created_at=now - timedelta(minutes=5),
@@ -173,7 +181,8 @@ class Tables:
                     "sender_key": ("%s", [self.merchant.app_id]),
                     "subject": (sql["text"]("FILLTX"), []),
                     "event_type": ("'recharge.succeeded'", []),
-                    "target_url": ("'http://127.0.0.1:9/notify/'", []),
+                    "target_url": ("%s", [TARGET_URL]),
+                    "endpoint": ("%s", [self.endpoint_id]),
                     "body": ("%s", [NOTIFICATION_BODY]),
                     # 1 in 100 exhausted, the rest delivered: history, nothing to do.
                     "state": ("CASE WHEN x %% 100 = 0 THEN 'exhausted' ELSE 'delivered' END", []),
@@ -237,7 +246,7 @@ class Tables:
         from notifications.models import Notification
 
         Notification.objects.filter(subject__in=self.due_subjects()).update(
-            state=Notification.State.PENDING, broker_eta=None
+            state=Notification.State.PENDING
         )
         Recharge.objects.filter(out_trade_no__in=self.due_out_trade_nos()).update(
             last_checked_at=None
@@ -245,21 +254,19 @@ class Tables:
 
 
 def _queries():
-    """The selectors' queries as the ticks run them: (name, queryset) pairs."""
+    """The selectors' queries as the ticks run them: (name, callable that runs it) pairs."""
     from accounts.selectors import recharges_to_reconcile
-    from notifications.selectors import notifications_due, notifications_orphaned
+    from notifications.selectors import notifications_due_count, notifications_orphaned
 
     now = timezone.now()
-    batch = settings.NOTIFY_SWEEP_BATCH
+    up_to = settings.NOTIFY_SWEEP_WAKES * settings.NOTIFY_CLAIM_BATCH
     return [
+        ("sweep: due", lambda: notifications_due_count(now=now, up_to=up_to)),
         (
-            "sweep: due",
-            notifications_due(now=now)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:batch],
+            "sweep: orphaned",
+            lambda: list(notifications_orphaned(now=now)[: settings.NOTIFY_SWEEP_BATCH]),
         ),
-        ("sweep: orphaned", notifications_orphaned(now=now)[:batch]),
-        ("reconcile: pending", recharges_to_reconcile(now=now)),
+        ("reconcile: pending", lambda: list(recharges_to_reconcile(now=now))),
     ]
 
 
@@ -267,9 +274,9 @@ def time_queries() -> dict[str, float]:
     """Milliseconds to run and fetch each selector's query once."""
     timings = {}
     with transaction.atomic():
-        for name, queryset in _queries():
+        for name, run in _queries():
             began = time.perf_counter()
-            list(queryset)
+            run()
             timings[name] = (time.perf_counter() - began) * 1000
     return timings
 
@@ -277,7 +284,7 @@ def time_queries() -> dict[str, float]:
 def explain() -> dict[str, dict]:
     """Each query's plan (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite) and
     whether it reads the growing tables only through indexes (no sequential or full scan of
-    them; a small table joined in, such as the accounts, may be scanned)."""
+    them; a small table joined in, such as the accounts or endpoints, may be scanned)."""
     from accounts.models import Recharge
     from notifications.models import Notification
     from payments.models import RechargeOrder
@@ -285,17 +292,27 @@ def explain() -> dict[str, dict]:
     tables = "|".join(m._meta.db_table for m in (Notification, Recharge, RechargeOrder))
     plans = {}
     with transaction.atomic():
-        for name, queryset in _queries():
+        for name, run in _queries():
+            with CaptureQueriesContext(connection) as captured:
+                run()
+            sql = captured.captured_queries[-1]["sql"]
             if connection.vendor == "postgresql":
-                plan = queryset.explain(analyze=True, buffers=True)
+                plan = _plan(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
                 full_scan = re.search(rf"Seq Scan on ({tables})\b", plan)
             else:
-                plan = queryset.explain()
+                plan = _plan(f"EXPLAIN QUERY PLAN {sql}")
                 # "SCAN t" reads the whole table (or a whole index); "SEARCH t USING INDEX"
                 # reads a range.
                 full_scan = re.search(rf"\bSCAN ({tables})\b", plan)
             plans[name] = {"plan": plan, "uses_index": not full_scan}
     return plans
+
+
+def _plan(statement: str) -> str:
+    """The plan's lines, as EXPLAIN returns them (SQLite: the detail column)."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        return "\n".join(str(row[-1]) for row in cursor.fetchall())
 
 
 def sweep_tick(tables: Tables) -> tuple[float, dict]:

@@ -2,7 +2,9 @@
 benchmark needs besides: its own database (``recharge_bench`` on PostgreSQL,
 ``var/bench/bench.sqlite3`` otherwise), a private Redis, ``bench.settings`` (the baselines),
 ``DEBUG`` off, the instant receiver (``bench/receiver.py`` under gunicorn, the server
-``receiver``), and a worker restarted with each pool under test (``start_worker``).
+``receiver``), the merchants' receivers (``bench/echo.py`` on ``ECHO_PORT`` and the ports in
+``ECHO_PORTS``, the server ``echo``: one origin each), and a worker restarted with each pool
+under test (``start_worker``).
 """
 
 import os
@@ -12,6 +14,7 @@ from pathlib import Path
 import psutil
 
 from devstack import database
+from devstack.redis import free_port
 from devstack.stack import VAR, Stack, django_setup
 
 BENCH_VAR = VAR / "bench"
@@ -24,6 +27,10 @@ RECEIVER = (
     "gunicorn bench.receiver:app --bind 127.0.0.1:${RECEIVER_PORT} "
     "--worker-class gthread --workers 2 --threads 8"
 )
+ECHO = "python -m bench.echo --ports ${ECHO_PORT},${ECHO_PORTS}"
+# Worker settings that keep an endpoint's circuit closed whatever it answers (neither
+# threshold is ever reached): every due retry is attempted.
+CIRCUIT_OFF = {"NOTIFY_CIRCUIT_FAILURES": 10**9, "NOTIFY_CIRCUIT_MIN_ATTEMPTS": 10**9}
 
 
 def fresh_database(database_url: str | None) -> str:
@@ -43,9 +50,11 @@ def drop_database(database_url: str) -> None:
         database.drop_database(database_url)
 
 
-def fresh_stack(*, log_dir: Path, settings: dict | None = None) -> Stack:
+def fresh_stack(*, log_dir: Path, settings: dict | None = None, origins: int = 16) -> Stack:
     """The stack on a fresh benchmark database (``fresh_database`` of DATABASE_URL), not
-    started; ``settings`` override any setting."""
+    started; ``settings`` override any setting; ``origins``: ports the echo server listens
+    on (at least 2)."""
+    extra_ports = ",".join(str(free_port()) for _ in range(max(1, origins - 1)))
     return Stack(
         settings={
             "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -55,10 +64,11 @@ def fresh_stack(*, log_dir: Path, settings: dict | None = None) -> Stack:
             "DEPLOYMENT_NAMESPACE": "bench",
             "ACCOUNTS_PAYMENTS_API_KEY": API_KEY,
             "ACCOUNTS_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+            "ECHO_PORTS": extra_ports,
             **(settings or {}),
         },
         log_dir=log_dir,
-        servers={"receiver": RECEIVER},
+        servers={"receiver": RECEIVER, "echo": ECHO},
     )
 
 
@@ -68,7 +78,7 @@ def start_bench(stack: Stack) -> str:
     (with the accounts side's API key and secret); returns its app_id."""
     stack.open()
     stack.manage("migrate", "--noinput", "-v", "0")
-    stack.start("web", "payments", "receiver")
+    stack.start("web", "payments", "receiver", "echo")
     django_setup(stack.env)
     from payments.services import merchant_create
 
@@ -93,6 +103,12 @@ def start_worker(stack: Stack, *, pool: str, concurrency: int, **overrides) -> N
         env=overrides,
     )
     stack.wait_ready("worker", timeout=60)
+
+
+def echo_origins(stack: Stack) -> list[str]:
+    """``http://127.0.0.1:<port>`` for every port the echo server listens on."""
+    ports = [stack.ports["echo"], *stack.env["ECHO_PORTS"].split(",")]
+    return [f"http://127.0.0.1:{port}" for port in ports]
 
 
 def process_tree(stack: Stack, key: str) -> list[psutil.Process]:

@@ -6,8 +6,9 @@ wait in the database, not in the broker or the worker's memory.
 The receiver is the fault proxy (``devstack.proxy``) answering 503 to everything, in this
 process; it counts the requests it refused. The worker runs the documented default pool with
 the real retry schedule compressed by ``NOTIFY_TIME_SCALE`` (so three rounds take seconds,
-not minutes); beat is played by the driver, which sends the real ``notifications.sweep``
-task every ``NOTIFY_SWEEP_INTERVAL``.
+not minutes) and the circuit breaker held closed (``stack.CIRCUIT_OFF``: open, it would let
+one probe through per wait and the rounds would never end); beat is played by the driver,
+which sends the real ``notifications.sweep`` task every ``NOTIFY_SWEEP_INTERVAL``.
 """
 
 import functools
@@ -98,7 +99,7 @@ def _storm(stack, client, *, n: int, url: str, app_id: str, env: dict, timeout: 
     waiting_in_broker = sum(stack.broker_backlog("notifications").values())
     stack.stop("worker")
     # Out of the way of later scenarios: nothing more is to be sent for these.
-    rows.update(state=Notification.State.EXHAUSTED, broker_eta=None)
+    rows.update(state=Notification.State.EXHAUSTED)
     return {
         "n": n,
         "seconds": round(finished - started, 2),

@@ -42,7 +42,8 @@ def bare_post(url: str, body: str, webhook_id: str, secret: str, errors_key: str
             url,
             data=body.encode(),
             headers=headers,
-            timeout=(settings.NOTIFY_CONNECT_TIMEOUT, settings.NOTIFY_READ_TIMEOUT),
+            # Our attempt deadline as the read timeout: the bare task gives up no later.
+            timeout=(settings.NOTIFY_CONNECT_TIMEOUT, settings.NOTIFY_ATTEMPT_DEADLINE),
             allow_redirects=False,
         )
         ok = 200 <= response.status_code < 300

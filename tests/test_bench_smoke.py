@@ -44,7 +44,7 @@ def test_scan_cost_runs_both_ticks_and_explains_their_queries(merchant, account,
 
     assert [step["rows"]["notifications"] for step in result["steps"]] == [100, 200]
     last = result["steps"][-1]
-    assert last["sweep_outcome"] == {"released": 0, "enqueued": 5}
+    assert last["sweep_outcome"] == {"released": 0, "wakes": 1}
     assert last["reconcile_outcome"] == {"pending": 5}
     assert set(last["plans"]) == {"sweep: due", "sweep: orphaned", "reconcile: pending"}
     assert all(plan["plan"] for plan in last["plans"].values())
