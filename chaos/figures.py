@@ -7,15 +7,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 
-def fill(outcome, *, proxy, forced: int) -> None:
-    """Set ``outcome``'s figures (see ``chaos.harness``) after settling: from the audit, the
-    rows, and ``proxy`` (a ``devstack.proxy.FaultProxy``): every refusal it injected is an
-    attempt the minimum includes, as are the ``forced`` failures of the scenario's own fault."""
+def fill(outcome, *, proxy, forced: int, merchant=None) -> None:
+    """Set ``outcome``'s figures (see ``chaos.harness``) after settling: from the audit (of
+    ``merchant``'s orders, accounts', when the run has others), the rows, and ``proxy`` (a
+    ``devstack.proxy.FaultProxy``): every refusal it injected is an attempt the minimum
+    includes, as are the ``forced`` failures of the scenario's own fault."""
     from audit.checks import audit
     from notifications.models import DeliveryAttempt, Notification
     from payments.models import RechargeOrder
 
-    report = audit()
+    report = audit(merchant=merchant)
     lost = {u.tx_no for u in report.uncredited} | {n.tx_no for n in report.not_closed}
     outcome.lost = len(lost)
     outcome.credited_twice = len(report.double_credits) + sum(

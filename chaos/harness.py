@@ -206,7 +206,9 @@ class ChaosRun(Run):
         """Fill in the table's figures (``chaos.figures.fill``); ``forced`` is the failed
         attempts the scenario's own fault caused, beyond the proxy's injected refusals.
         Checks the receiver's counts: at most one request per attempt row (``exact``: one)."""
-        figures.fill(self.outcome, proxy=self.receiver, forced=forced)
+        figures.fill(
+            self.outcome, proxy=self.receiver, forced=forced, merchant=self.accounts_merchant
+        )
         name, ok, detail = figures.receiver_counts(self.receiver, exact=exact_receiver)
         self.check(name, ok, detail)
         messages = figures.deliver_messages(self.log_dir)

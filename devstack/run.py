@@ -48,6 +48,9 @@ class Run:
         )
         self.receiver.upstream = self.stack.web_url
         self.fault_ended: float | None = None
+        # accounts' merchant (an id) once the run onboards others, whose orders accounts
+        # never sees: the audit then compares only its orders. None: every order is accounts'.
+        self.accounts_merchant: int | None = None
 
     def __enter__(self) -> "Run":
         shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -85,7 +88,12 @@ class Run:
         """Wait until settled (``devstack.settle``); seconds from the fault's end, or None
         when it did not settle within ``settle_timeout``."""
         assert self.fault_ended is not None, "end_fault() first"
-        settled_at = settle(timeout=self.settle_timeout, stack=self.stack, on_poll=on_poll)
+        settled_at = settle(
+            timeout=self.settle_timeout,
+            stack=self.stack,
+            on_poll=on_poll,
+            merchant=self.accounts_merchant,
+        )
         if settled_at is None:
             self.say(f"NOT settled within {self.settle_timeout:.0f}s")
             return None

@@ -67,18 +67,24 @@ def backlog() -> Backlog:
 
 
 def settle(
-    *, timeout: float, stack, on_poll: Callable[[Backlog], None] | None = None
+    *,
+    timeout: float,
+    stack,
+    on_poll: Callable[[Backlog], None] | None = None,
+    merchant=None,
 ) -> float | None:
     """Wait until settled (see the module docstring), at most ``timeout`` seconds;
-    ``on_poll`` sees each backlog (a progress bar). Returns the ``time.time()`` it settled
-    at, or None at the deadline. Raises RuntimeError as ``wait_until`` does."""
+    ``on_poll`` sees each backlog (a progress bar); ``merchant`` (an id) is accounts' when
+    the run has other merchants too: the audit compares only its orders with accounts'
+    books. Returns the ``time.time()`` it settled at, or None at the deadline. Raises
+    RuntimeError as ``wait_until`` does."""
     from audit.checks import audit
 
     def settled() -> bool:
         current = backlog()
         if on_poll is not None:
             on_poll(current)
-        return current.empty and audit().clean
+        return current.empty and audit(merchant=merchant).clean
 
     try:
         wait_until(settled, timeout=timeout, interval=SETTLE_INTERVAL, what="settled", stack=stack)
