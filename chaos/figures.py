@@ -1,6 +1,7 @@
 """The figures of a scenario, read from its database (through this process's Django), its
 receiver proxy's own counts and its worker logs; and the reads several scenarios share."""
 
+import math
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -80,6 +81,14 @@ def received_task_ids(log_path: Path, task: str = "notifications.deliver") -> li
         return pattern.findall(log_path.read_text(errors="replace"))
     except OSError:
         return []
+
+
+def percentile(values: list, share: float) -> float:
+    """The value below which ``share`` (0 to 1) of the sorted ``values`` fall (nearest rank;
+    0 for none)."""
+    if not values:
+        return 0.0
+    return values[min(len(values), max(1, math.ceil(share * len(values)))) - 1]
 
 
 def at(timestamp: float) -> datetime:

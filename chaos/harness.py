@@ -76,6 +76,7 @@ class Sizes:
     burst: int = 50
     kills: int = 5
     outage: float = 20.0  # seconds Redis, or the payments API, is down
+    noisy_orders: int = 200  # scenario 9: the neighbour's notifications due while it hangs
     phase: float = 8.0  # seconds of each receiver fault (refused, slow, 500)
     oncommit_batch: int = 50  # orders per process killed at commit
     reconcile_span: float = 10.0  # scenario 8: seconds reconciling everything should take
@@ -90,6 +91,7 @@ SMALL = Sizes(
     burst_orders=4,
     kills=2,
     outage=6.0,
+    noisy_orders=40,
     phase=3.0,
     oncommit_batch=10,
     reconcile_span=6.0,

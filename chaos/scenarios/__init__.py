@@ -5,10 +5,14 @@
 - ``commit``: 3, the process dies between commit and enqueue;
 - ``receiver``: 4, the receiver refuses, stalls and fails, then recovers;
 - ``duplicates``: 6 two beats, 7 concurrent duplicates with reconciliation;
-- ``reconciliation``: 8, reconciliation through a restart and a payments API outage.
+- ``reconciliation``: 8, reconciliation through a restart and a payments API outage;
+- ``endpoints``: 9 a noisy neighbour, 10 the circuit breaker's cycle, 11 an endpoint
+  disabled and recovered.
 """
 
-from . import broker, commit, duplicates, receiver, reconciliation, worker
+import re
+
+from . import broker, commit, duplicates, endpoints, receiver, reconciliation, worker
 
 SCENARIOS = sorted(
     [
@@ -18,7 +22,8 @@ SCENARIOS = sorted(
         *receiver.SCENARIOS,
         *duplicates.SCENARIOS,
         *reconciliation.SCENARIOS,
+        *endpoints.SCENARIOS,
     ],
-    key=lambda scenario: (int(scenario.key[0]), scenario.key),
+    key=lambda scenario: (int(re.match(r"\d+", scenario.key)[0]), scenario.key),
 )
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
