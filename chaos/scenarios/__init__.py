@@ -1,6 +1,7 @@
 """The scenarios, one module per fault family, and their registry in table order.
 
-- ``worker``: 1, the worker's process group SIGKILLed mid-delivery;
+- ``worker``: 1, the worker's process group SIGKILLed mid-delivery; 12, SIGKILLed with a
+  batch in flight at a slow receiver;
 - ``broker``: 2a Redis flushed, 2b Redis restarted empty, 5 broker redelivery and duplicates;
 - ``commit``: 3, the process dies between commit and enqueue;
 - ``receiver``: 4, the receiver refuses, stalls and fails, then recovers;

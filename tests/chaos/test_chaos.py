@@ -37,6 +37,7 @@ SCENARIO_OF = {
     "test_noisy_neighbour_delays_no_other_merchant": "9",
     "test_circuit_opens_half_opens_and_closes": "10",
     "test_endpoint_disabled_then_recovered_since_a_time": "11",
+    "test_worker_sigkilled_with_a_batch_in_flight": "12",
 }
 
 
@@ -207,3 +208,12 @@ def test_endpoint_disabled_then_recovered_since_a_time(chaos_run):
     what it had not acknowledged and everything is delivered."""
     outcome = assert_scenario(chaos_run, "11", other_notifications=1)
     assert outcome["beyond"] == 0
+
+
+def test_worker_sigkilled_with_a_batch_in_flight(chaos_run):
+    """12. The worker's whole process group is SIGKILLed with a batch of requests in flight
+    at a slow receiver, twice: the sweeper releases the dead claims, every notification is
+    delivered, the receiver saw each claimed attempt at most once, and the only extra
+    attempts are the abandoned ones."""
+    outcome = assert_scenario(chaos_run, "12")
+    assert outcome["beyond"] > 0
