@@ -40,16 +40,11 @@ def after_attempt(health: Health, *, succeeded: bool, now: datetime) -> Health:
     disabled (only staff re-enable it; attempts already in flight do not)."""
     if health.state == DISABLED:
         return health
+    if succeeded and health.state != CLOSED:  # a probe (or a late request) came back fine
+        return Health()
     health = _counted(health, succeeded=succeeded, now=now)
     if succeeded:
-        return replace(
-            health,
-            state=CLOSED,
-            consecutive_failures=0,
-            failing_since=None,
-            opened_count=0,
-            retry_at=None,
-        )
+        return replace(health, consecutive_failures=0, failing_since=None)
     health = replace(
         health,
         consecutive_failures=health.consecutive_failures + 1,

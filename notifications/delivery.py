@@ -22,6 +22,7 @@ send them (``notifications.http``), record what each attempt returned.
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
@@ -32,6 +33,7 @@ from django.utils import timezone
 
 from . import circuit, http, signing
 from .conf import notify_settings
+from .endpoints import notifications_adopt
 from .models import DeliveryAttempt, Endpoint, Notification
 from .retry import schedule_from_settings
 from .secrets import sender_secrets
@@ -69,41 +71,52 @@ class Recorded:
 
 
 def deliveries_claim(*, limit: int, hints=(), now: datetime | None = None) -> list[Claimed]:
-    """Claim up to ``limit`` due attempts: the notifications named in ``hints`` first (a
-    fresh notification's fast path), then the other endpoints with due work in turn.
+    """Claim up to ``limit`` due attempts (see ``claimed_batches``), as one list."""
+    return [c for batch in claimed_batches(limit=limit, hints=hints, now=now) for c in batch]
+
+
+def claimed_batches(*, limit: int, hints=(), now: datetime | None = None) -> Iterator[list]:
+    """Claim up to ``limit`` due attempts, yielding each endpoint's as soon as its claim has
+    committed (so an error with a later endpoint cannot strand claims already made): the
+    notifications named in ``hints`` first (a fresh notification's fast path), then the
+    endpoints with due work in turn.
 
     A hint that names no notification at all is logged as an error: its message came from
     another deployment sharing the broker (see ``DEPLOYMENT_NAMESPACE``).
     """
     now = now or timezone.now()
-    claimed: list[Claimed] = []
-    hints = list(dict.fromkeys(hints))
-    if hints:
-        claimed += _claim_hinted(hints, limit=limit, now=now)
-    if len(claimed) < limit:
-        claimed += _claim_round_robin(limit=limit - len(claimed), now=now)
-    return claimed
+    left = limit
+    for endpoint_id, first in _hinted_endpoints(list(dict.fromkeys(hints))):
+        if left <= 0:
+            return
+        batch = _claim_endpoint(endpoint_id, limit=left, now=now, first=first)
+        left -= len(batch)
+        yield batch
+    for endpoint_id in _endpoints_in_turn(now) if left > 0 else ():
+        if left <= 0:
+            return
+        batch = _claim_endpoint(endpoint_id, limit=left, now=now)
+        left -= len(batch)
+        yield batch
 
 
-def _claim_hinted(hints: list, *, limit: int, now: datetime) -> list[Claimed]:
+def _hinted_endpoints(hints: list) -> list[tuple[int, list]]:
+    """``[(endpoint id, [hinted notification ids])]`` for the hints that exist."""
     pks = [_as_pk(hint) for hint in hints]
-    found = dict(
-        Notification.objects.filter(pk__in=[pk for pk in pks if pk]).values_list(
-            "pk", "endpoint_id"
-        )
-    )
+    rows = Notification.objects.filter(pk__in=[pk for pk in pks if pk])
+    found = dict(rows.values_list("pk", "endpoint_id"))
+    if None in found.values():  # written by the previous release, during a rolling deploy
+        notifications_adopt(limit=len(found))
+        found = dict(rows.values_list("pk", "endpoint_id"))
     _warn_unknown([hint for hint, pk in zip(hints, pks, strict=True) if pk not in found])
-    claimed = []
-    for endpoint_id in dict.fromkeys(found.values()):
-        if len(claimed) >= limit:
-            break
-        first = [pk for pk, endpoint in found.items() if endpoint == endpoint_id]
-        claimed += _claim_endpoint(endpoint_id, limit=limit - len(claimed), now=now, first=first)
-    return claimed
+    grouped: dict = defaultdict(list)
+    for pk, endpoint_id in found.items():
+        grouped[endpoint_id].append(pk)
+    return list(grouped.items())
 
 
-def _claim_round_robin(*, limit: int, now: datetime) -> list[Claimed]:
-    """Endpoints with due work, least recently served first, each up to its room."""
+def _endpoints_in_turn(now: datetime) -> list[int]:
+    """Endpoints with due work that may be sent to, least recently served first."""
     due = Notification.objects.filter(
         endpoint=OuterRef("pk"), state=State.PENDING, next_attempt_at__lte=now
     )
@@ -113,12 +126,7 @@ def _claim_round_robin(*, limit: int, now: datetime) -> list[Claimed]:
         .order_by(F("last_claimed_at").asc(nulls_first=True))
         .values_list("pk", flat=True)[: notify_settings.CLAIM_BATCH]
     )
-    claimed: list[Claimed] = []
-    for endpoint_id in list(candidates):
-        if len(claimed) >= limit:
-            break
-        claimed += _claim_endpoint(endpoint_id, limit=limit - len(claimed), now=now)
-    return claimed
+    return list(candidates)
 
 
 def _serveable(now: datetime) -> Q:
@@ -129,8 +137,10 @@ def _serveable(now: datetime) -> Q:
 
 def _claim_endpoint(endpoint_id, *, limit: int, now: datetime, first=()) -> list[Claimed]:
     """Claim up to ``limit`` of one endpoint's due notifications (``first`` before the
-    rest), within its room, under a lock on its row. Another worker holding that lock is
-    serving it right now: skipped."""
+    rest), within its room, under a lock on its row; every row claimed is locked first
+    (``SKIP LOCKED``: one another worker holds is left to it). Another worker holding the
+    endpoint's lock is serving it right now: skipped. An endpoint with no room goes to the
+    back of the turn all the same, so endpoints at their cap never crowd out the others."""
     with transaction.atomic():
         endpoint = (
             Endpoint.objects.select_for_update(skip_locked=True).filter(pk=endpoint_id).first()
@@ -140,23 +150,24 @@ def _claim_endpoint(endpoint_id, *, limit: int, now: datetime, first=()) -> list
         health = _health(endpoint)
         sending = Notification.objects.filter(endpoint=endpoint, state=State.SENDING).count()
         room = min(limit, circuit.in_flight_cap(health, now) - sending)
-        if room <= 0:
-            return []
-        due = Notification.objects.filter(
-            endpoint=endpoint, state=State.PENDING, next_attempt_at__lte=now
-        )
-        ids = list(first) + list(
-            due.exclude(pk__in=list(first))
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:room]
-        )
-        rows = _claim_rows(ids[:room], now)
-        # A probe claimed for an open circuit makes it half-open; an empty claim changes
-        # nothing but the endpoint's turn.
+        rows = _claim_rows(_due_ids(endpoint, first, room, now), now) if room > 0 else []
+        # A probe claimed for an open circuit makes it half-open.
         state = circuit.probing(health, now).state if rows else endpoint.state
         Endpoint.objects.filter(pk=endpoint.pk).update(last_claimed_at=now, state=state)
     return [_prepared(row, now) for row in rows]
+
+
+def _due_ids(endpoint: Endpoint, first, room: int, now: datetime) -> list:
+    """Up to ``room`` ids of the endpoint's due notifications, ``first`` ones before the
+    others, each row locked (those another worker has locked are skipped)."""
+    due = Notification.objects.filter(
+        endpoint=endpoint, state=State.PENDING, next_attempt_at__lte=now
+    ).select_for_update(skip_locked=True)
+    ids = list(due.filter(pk__in=list(first)).values_list("pk", flat=True)[:room])
+    if len(ids) < room:
+        others = due.exclude(pk__in=ids).order_by("next_attempt_at")
+        ids += list(others.values_list("pk", flat=True)[: room - len(ids)])
+    return ids
 
 
 def _claim_rows(ids: list, now: datetime) -> list[Notification]:
@@ -241,8 +252,10 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
     the attempt rows, each notification's next state, each endpoint's health. Endpoints that
     this disables are announced once the transaction commits (``notifications.alerts``).
 
-    The endpoints' rows are locked first, in id order, as claims lock them before their
-    notifications: two workers never wait on each other in opposite orders.
+    Locks are taken in one order everywhere, so two writers never wait on each other in
+    opposite orders: the endpoints' rows (in id order, as a claim locks its endpoint before
+    its notifications), then the notifications' (in id order, as the sweeper locks one
+    before inserting its attempt row), then the attempt rows.
     """
     now = timezone.now()
     outcomes = defaultdict(list)  # endpoint id → succeeded, per attempt it was sent
@@ -252,6 +265,13 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
     with transaction.atomic():
         endpoints = Endpoint.objects.select_for_update().filter(pk__in=outcomes).order_by("pk")
         endpoints = {endpoint.pk: endpoint for endpoint in endpoints}
+        ids = [claimed.notification_id for claimed, _, _ in results]
+        list(
+            Notification.objects.select_for_update()
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         DeliveryAttempt.objects.bulk_create(
             [_attempt_row(claimed, result, started) for claimed, result, started in results],
             # Attempt ``number`` may have a row already if its claim was released as orphaned
@@ -367,8 +387,9 @@ def next_state(*, created_at: datetime, number: int, result, now: datetime) -> d
         return {"state": State.EXHAUSTED, "claimed_at": None}
     if result is not None and result.retry_after is not None:
         delay = (due - now).total_seconds()
-        asked = min(max(result.retry_after, delay), 2 * delay)
-        due = min(now + timedelta(seconds=asked), schedule.window_end(created_at) or due)
+        asked = now + timedelta(seconds=min(max(result.retry_after, delay), 2 * delay))
+        end = schedule.window_end(created_at)
+        due = asked if end is None else min(asked, end)
     return {"state": State.PENDING, "next_attempt_at": due, "claimed_at": None}
 
 
@@ -396,9 +417,11 @@ def _endpoint_after(endpoint: Endpoint, outcomes: list[bool], now: datetime) -> 
 
 
 def _announce_disabled(endpoint_id) -> None:
-    from .alerts import endpoint_disabled_announce
+    """Hand the alerts to a Celery task: an email server that hangs must not hold the
+    worker process's deliveries (the pump records on this thread)."""
+    from .tasks import announce_endpoint_disabled
 
-    endpoint_disabled_announce(endpoint_id=endpoint_id)
+    announce_endpoint_disabled.apply_async(args=(endpoint_id,))
 
 
 def _health(endpoint: Endpoint) -> circuit.Health:

@@ -26,7 +26,7 @@ import threading
 import time
 from datetime import datetime
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connections
 from django.utils import timezone
 
 from . import delivery, http
@@ -82,6 +82,7 @@ class Dispatcher:
         self._retries: list[float] = []  # heap: monotonic times retries we scheduled fall due
         self._connection_checked = 0.0
         self._drained = False  # the last claim found less than it could take
+        self._woken = False  # woken since the last claim began
         self._loop_thread = threading.Thread(
             target=self._run_loop, name="notifications-loop", daemon=True
         )
@@ -98,7 +99,7 @@ class Dispatcher:
         """Look for due attempts now; ``hint`` (a notification id) is claimed first."""
         if hint is not None:
             self._hints.put(hint)
-        self._drained = False
+        self._woken = True
         self._wakeup.set()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -162,28 +163,55 @@ class Dispatcher:
 
     def _record(self) -> None:
         self._check_connection()
-        recorded = delivery.attempts_record(self._unrecorded)
+        try:
+            recorded = delivery.attempts_record(self._unrecorded)
+        except (DataError, IntegrityError):
+            # Something in this batch the database refuses whatever we retry: record the
+            # others one by one rather than hold every one of them (and this pump) forever.
+            logger.exception("dispatcher: a batch could not be recorded; one by one instead")
+            recorded = [r for finished in self._unrecorded for r in self._record_alone(finished)]
         self._unrecorded = []
         self._drained = False  # room freed up: look again
         for outcome in recorded:
             if outcome.next_attempt_at is not None:
                 self._note_retry(outcome.next_attempt_at)
 
+    @staticmethod
+    def _record_alone(finished) -> list:
+        """Record one attempt; one the database refuses is left claimed (logged), so the
+        sweeper counts it abandoned after NOTIFY_CLAIM_TIMEOUT and it is retried."""
+        try:
+            return delivery.attempts_record([finished])
+        except (DataError, IntegrityError):
+            logger.exception(
+                "dispatcher: attempt %s of %s not recordable",
+                finished[0].number,
+                finished[0].notification_id,
+            )
+            return []
+
     def _claim_and_send(self) -> None:
         room = notify_settings.MAX_IN_FLIGHT - self._in_flight - len(self._unrecorded)
+        if room <= 0:  # hints and wake-ups wait for room
+            return
+        woken, self._woken = self._woken, False
         hints = self._take_hints()
         retry_due = bool(self._retries) and self._retries[0] <= time.monotonic()
-        if room <= 0 or (self._drained and not hints and not retry_due):
+        if self._drained and not (woken or hints or retry_due):
             return
         self._check_connection()
         limit = min(room, notify_settings.CLAIM_BATCH)
-        claimed = delivery.deliveries_claim(limit=limit, hints=hints)
-        self._drained = len(claimed) < limit
         while self._retries and self._retries[0] <= time.monotonic():
             heapq.heappop(self._retries)
-        started = timezone.now()
-        for attempt in claimed:
-            self._send(attempt, started)
+        claimed = 0
+        # Each endpoint's claims are sent as soon as they are committed: an error with a
+        # later endpoint must not strand them (claimed, never sent, until the sweeper).
+        for batch in delivery.claimed_batches(limit=limit, hints=hints):
+            started = timezone.now()
+            for attempt in batch:
+                self._send(attempt, started)
+            claimed += len(batch)
+        self._drained = claimed < limit and not self._woken
 
     def _send(self, claimed: delivery.Claimed, started: datetime) -> None:
         self._in_flight += 1
@@ -223,11 +251,12 @@ class Dispatcher:
 
     def _wait(self) -> None:
         """Sleep until woken, until unrecorded results are due for recording, or until a
-        retry falls due; not at all while there may be more to claim and room for it."""
+        retry falls due (while there is room to send it); not at all while there may be
+        more to claim and room for it."""
         busy = self._in_flight + len(self._unrecorded) >= notify_settings.MAX_IN_FLIGHT
         if not (self._stopping.is_set() or self._drained or busy):
             return
-        deadlines = [self._retries[0]] if self._retries else []
+        deadlines = [self._retries[0]] if self._retries and not busy else []
         if self._unrecorded:
             deadlines.append(self._oldest_unrecorded + notify_settings.RECORD_DELAY)
         if self._stopping.is_set():

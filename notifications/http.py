@@ -10,8 +10,10 @@ environment is used. TLS is verified against the host name.
 """
 
 import asyncio
+import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -45,12 +47,26 @@ class PostResult:
 
 class GuardedResolver(AbstractResolver):
     """Resolves a host for aiohttp's connector and refuses the whole host when any of its
-    addresses may not be reached (``netguard.destination_addresses``, run in a thread: it
-    calls the system resolver)."""
+    addresses may not be reached (``netguard.destination_addresses``).
+
+    The system resolver blocks, so lookups run on threads of their own (a lookup cannot be
+    cancelled: a name server that never answers holds its thread for the resolver's own
+    timeout), at most ``LOOKUPS_PER_HOST`` at once per host: one endpoint with slow DNS
+    holds a few of them, never the threads every other endpoint's lookups need.
+    """
+
+    LOOKUPS_PER_HOST = 2
+
+    def __init__(self):
+        self._per_host: dict[str, asyncio.Semaphore] = {}
 
     async def resolve(self, host, port=0, family=socket.AF_INET) -> list[ResolveResult]:
         loop = asyncio.get_running_loop()
-        addresses = await loop.run_in_executor(None, destination_addresses, host, port)
+        lookups = self._per_host.setdefault(host, asyncio.Semaphore(self.LOOKUPS_PER_HOST))
+        async with lookups:
+            addresses = await loop.run_in_executor(
+                _lookup_threads(), destination_addresses, host, port
+            )
         return [
             {
                 "hostname": host,
@@ -65,6 +81,19 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+_lookups: tuple[int, ThreadPoolExecutor] | None = None  # (pid, executor)
+LOOKUP_THREADS = 32
+
+
+def _lookup_threads() -> ThreadPoolExecutor:
+    """This process's threads for name lookups, shared by every session (one per pid: a
+    forked worker gets its own)."""
+    global _lookups
+    if _lookups is None or _lookups[0] != os.getpid():
+        _lookups = (os.getpid(), ThreadPoolExecutor(LOOKUP_THREADS, "notify-dns"))
+    return _lookups[1]
 
 
 def client_session(*, connect_timeout: float) -> aiohttp.ClientSession:
@@ -107,9 +136,7 @@ async def post(
                 URL(url, encoded=False), data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                excerpt = (await _read_excerpt(response, excerpt_bytes)).decode(
-                    "utf-8", errors="replace"
-                )
+                excerpt = _text(await _read_excerpt(response, excerpt_bytes))
                 if not 200 <= status < 300:
                     error = f"HTTP {status}"
                 if status in RETRY_AFTER_STATUSES:
@@ -123,7 +150,7 @@ async def post(
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         error = f"request error: {type(exc).__name__}: {str(exc)[:200]}"
     duration_ms = round((time.monotonic() - started) * 1000)
-    return PostResult(status, excerpt, error[:255], duration_ms, retry_after)
+    return PostResult(status, excerpt, _text(error)[:255], duration_ms, retry_after)
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -156,10 +183,21 @@ async def _read_excerpt(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _text(data: bytes | str) -> str:
+    """Text fit for a database column: invalid UTF-8 replaced, NUL bytes too (PostgreSQL
+    refuses them in text: one receiver answering ``ok\x00`` made every record fail)."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", errors="replace")
+    return data.replace("\x00", "\ufffd")
+
+
 def _refuse_literal(url: str) -> None:
     """aiohttp connects to a literal address without asking the resolver: check it here
-    (any notation, ``2130706433`` included; raises ``DestinationRefused``)."""
+    (any notation, ``2130706433`` included; raises ``DestinationRefused``). An IPv6 zone id
+    (``[::1%25eth0]``) only ever names a local link: refused outright."""
     parsed = URL(url)
-    host = (parsed.raw_host or "").strip("[]")
+    host = (parsed.host or "").strip("[]")
+    if "%" in host:
+        raise DestinationRefused(f"{host} names a network interface (an IPv6 zone id)")
     if is_ip_literal(host):
         destination_addresses(host, parsed.port or 0)

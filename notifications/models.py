@@ -82,11 +82,18 @@ class Notification(models.Model):
     )
     event_type = models.CharField(max_length=64)
     target_url = models.URLField(max_length=512, help_text="The receiver's notify_url.")
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.PROTECT, related_name="notifications")
+    # Nullable for one release: the previous release's web processes, still running during a
+    # rolling deploy, write rows without one; the sweeper adopts them (endpoints.py).
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.PROTECT, related_name="notifications", null=True
+    )
     body = models.TextField(help_text="Frozen JSON payload, sent byte for byte on every attempt.")
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    # Unused since workers claim due rows themselves; kept one release so the previous
+    # release's processes keep working during a rolling deploy; the next migration drops it.
+    broker_eta = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)

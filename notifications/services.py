@@ -10,7 +10,6 @@ import math
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +17,7 @@ from django.utils import timezone
 from . import circuit, selectors
 from .conf import notify_settings
 from .delivery import next_state
+from .endpoints import endpoint_id_for, notifications_adopt
 from .envelope import envelope_body
 from .models import DeliveryAttempt, Endpoint, Notification
 
@@ -54,29 +54,12 @@ def notification_create(
     return notification
 
 
-def endpoint_id_for(*, sender_key: str, url: str) -> int:
-    """The id of the endpoint ``url`` belongs to for ``sender_key``, created on first use.
-    Raises ``ValueError`` for a URL without an http(s) origin."""
-    endpoint, _ = Endpoint.objects.get_or_create(sender_key=sender_key, origin=origin_of(url))
-    return endpoint.pk
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` of an http(s) URL, lower-cased, the port always written:
-    ``https://Shop.example/notify`` → ``https://shop.example:443``. Raises ``ValueError``."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL with a host: {url!r}")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{scheme}://{host}:{parts.port or (443 if scheme == 'https' else 80)}"
-
-
 def notifications_sweep() -> dict:
     """Beat: release orphaned claims, and wake workers while notifications are due.
 
     A claim older than ``NOTIFY_CLAIM_TIMEOUT`` lost its worker (killed mid-attempt): it is
-    counted as a failed attempt and rescheduled. Then one wake-up message is sent per
+    counted as a failed attempt and rescheduled. Rows written without an endpoint (by the
+    previous release, during a rolling deploy) get theirs. Then one wake-up message is sent per
     ``NOTIFY_CLAIM_BATCH`` due notifications on endpoints that may be sent to, at most
     ``NOTIFY_SWEEP_WAKES``: this is what delivers a retry, and a notification whose own
     message was lost (broker flushed, process killed between commit and send). Safe from two
@@ -84,6 +67,7 @@ def notifications_sweep() -> dict:
     Returns ``{"released": n, "wakes": n}``.
     """
     now = timezone.now()
+    notifications_adopt(limit=notify_settings.SWEEP_BATCH)
     orphans = selectors.notifications_orphaned(now=now)[: notify_settings.SWEEP_BATCH]
     released = sum(_release_orphan(notification, now) for notification in orphans)
     due = selectors.notifications_due_count(
@@ -142,7 +126,15 @@ def endpoint_recover(*, endpoint_id: int, since: datetime, until: datetime | Non
     if until is not None:
         undelivered = undelivered.filter(created_at__lt=until)
     with transaction.atomic():
-        count = undelivered.exclude(state=State.SENDING).update(
+        # Locked in id order and skipping rows a claim holds (being sent right now), as every
+        # other writer locks them: no deadlock with a worker claiming the same rows.
+        ids = list(
+            undelivered.exclude(state=State.SENDING)
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        count = Notification.objects.filter(pk__in=ids).update(
             state=State.PENDING, next_attempt_at=timezone.now()
         )
         transaction.on_commit(_wake, robust=True)
@@ -185,11 +177,14 @@ def _release_orphan(notification: Notification, now) -> int:
     fields = next_state(created_at=notification.created_at, number=number, result=None, now=now)
     fields.update(last_status_code=None, last_error=attempt["error"])
     with transaction.atomic():
-        released = Notification.objects.filter(
+        # The row first, as a worker recording a late result locks it first (then inserts
+        # its attempt row); skipped if that worker holds it now.
+        claim = Notification.objects.filter(
             pk=notification.pk, state=State.SENDING, attempt_count=number
-        ).update(**fields)
-        if released:
-            DeliveryAttempt.objects.get_or_create(
-                notification=notification, number=number, defaults=attempt
-            )
-    return released
+        )
+        if not claim.select_for_update(skip_locked=True).values_list("pk", flat=True):
+            return 0
+        DeliveryAttempt.objects.get_or_create(
+            notification=notification, number=number, defaults=attempt
+        )
+        return claim.update(**fields)

@@ -9,7 +9,7 @@ receivers do, and a message lost or delivered twice changes nothing (the row is 
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from . import services
+from . import alerts, services
 from .dispatcher import dispatcher, dispatcher_stop
 
 
@@ -23,6 +23,12 @@ def deliver(notification_id: str):
 def dispatch():
     """Notifications are due (the sweeper, or staff re-enabled an endpoint): look now."""
     dispatcher().wake()
+
+
+@shared_task(name="notifications.announce_endpoint_disabled")
+def announce_endpoint_disabled(endpoint_id: int):
+    """An endpoint was disabled: tell staff and the sender (notifications.alerts)."""
+    alerts.endpoint_disabled_announce(endpoint_id=endpoint_id)
 
 
 @shared_task(name="notifications.sweep")

@@ -108,3 +108,16 @@ def test_disabled_after_failing_for_the_whole_period_and_stays_disabled():
     assert circuit.in_flight_cap(health, T0 + timedelta(days=6)) == 0
     assert circuit.after_attempt(health, succeeded=True, now=T0 + timedelta(days=6)) == health
     assert circuit.reenabled() == Health()
+
+
+def test_closing_resets_the_failure_rate_window_too():
+    """Opened on the rate, closed by a good probe: one failure a second later does not open
+    it again (the window starts afresh)."""
+    opened = run(Health(), "sf" * 10)
+    closed = circuit.after_attempt(
+        circuit.probing(opened, opened.retry_at), succeeded=True, now=opened.retry_at
+    )
+
+    later = circuit.after_attempt(closed, succeeded=False, now=opened.retry_at + timedelta(1))
+
+    assert (closed.window_attempts, later.state, later.window_attempts) == (0, CLOSED, 1)

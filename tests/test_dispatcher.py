@@ -5,6 +5,7 @@ warm stop that records what was in flight."""
 import time
 
 import pytest
+from django.db import DatabaseError
 
 from notifications import services
 from notifications.dispatcher import Dispatcher
@@ -118,3 +119,53 @@ def test_stop_records_what_is_in_flight_and_claims_nothing_more(settings):
     states = sorted(Notification.objects.values_list("state", flat=True))
     assert states == [State.DELIVERED] * 3 + [State.PENDING]
     assert len(notifications) == 4 and len(receiver.received) == 3
+
+
+def test_a_saturated_dispatcher_waits_instead_of_spinning(settings, monkeypatch):
+    """Every slot held by a hanging receiver and a retry of its own falling due meanwhile:
+    the pump sleeps until a request finishes (it used to spin a core, 68,000 turns a
+    second)."""
+    settings.NOTIFY_MAX_IN_FLIGHT = 2
+    settings.NOTIFY_RETRY_SCHEDULE = "1s,1s"
+    turns = []
+    real_turn = Dispatcher._turn
+    monkeypatch.setattr(Dispatcher, "_turn", lambda self: turns.append(1) or real_turn(self))
+    running = Dispatcher()
+    running.start()
+    try:
+        with Receiver(Reply(status=503)) as failing, Receiver(Reply(hang=True)) as hanging:
+            retried = create(failing.url)
+            running.wake(hint=retried.pk)
+            assert wait_for(lambda: len(failing.received) == 1, timeout=5) is not None
+            for _ in range(2):
+                running.wake(hint=create(hanging.url).pk)
+            assert wait_for(lambda: len(hanging.received) == 2, timeout=5) is not None
+            before = len(turns)
+            time.sleep(2.0)  # the retry falls due here, with no room to send it
+
+            assert len(turns) - before < 50
+    finally:
+        running.stop(timeout=10)
+
+
+def test_claims_made_before_a_database_error_are_sent(dispatcher, monkeypatch):
+    """The claim of a second endpoint fails: the first endpoint's claims, committed already,
+    go out at once instead of waiting, claimed and unsent, for the sweeper."""
+    from notifications import delivery
+
+    real_claim = delivery._claim_endpoint
+    calls = []
+
+    def failing_second(endpoint_id, **kwargs):
+        calls.append(endpoint_id)
+        if len(calls) == 2:
+            raise DatabaseError("connection lost")
+        return real_claim(endpoint_id, **kwargs)
+
+    monkeypatch.setattr(delivery, "_claim_endpoint", failing_second)
+    with Receiver() as first, Receiver() as second:
+        sent = [create(first.url), create(second.url)]
+        dispatcher.wake()
+
+        assert wait_for(lambda: delivered(sent), timeout=10) is not None
+    assert len(first.received) == len(second.received) == 1

@@ -179,3 +179,12 @@ def test_a_merchants_ops_url_follows_notify_url_rules(settings):
 
     merchant = Merchant.objects.get()
     assert merchant_ops_url(merchant.app_id) == "https://93.184.215.14/ops"
+
+
+def test_endpoint_recover_takes_a_time_without_a_zone_as_utc(endpoint, deliver_apply_async):
+    disable(endpoint)
+    out = StringIO()
+
+    call_command("endpoint_recover", str(endpoint.pk), "--since", "2000-01-01T00:00", stdout=out)
+
+    assert "since 2000-01-01T00:00:00+00:00" in out.getvalue()

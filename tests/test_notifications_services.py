@@ -17,8 +17,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from notifications import services
+from notifications import alerts, services, tasks
 from notifications.delivery import deliveries_claim, deliveries_run
+from notifications.endpoints import origin_of
 from notifications.models import DeliveryAttempt, Endpoint, Notification
 from tests.receiver import Receiver, Reply
 
@@ -135,7 +136,7 @@ def test_create_freezes_the_envelope_and_files_it_under_its_endpoint(make_notifi
     ],
 )
 def test_origin_of_a_url(url, origin):
-    assert services.origin_of(url) == origin
+    assert origin_of(url) == origin
 
 
 def test_create_wakes_a_worker_only_on_commit(
@@ -439,7 +440,12 @@ def test_disabled_after_failing_for_days_and_everyone_is_told(
             failing_since=timezone.now() - timedelta(days=6)
         )
 
-        with django_capture_on_commit_callbacks(execute=True):
+        announce = mock.patch.object(
+            tasks.announce_endpoint_disabled,
+            "apply_async",
+            side_effect=lambda args: alerts.endpoint_disabled_announce(endpoint_id=args[0]),
+        )
+        with announce, django_capture_on_commit_callbacks(execute=True):
             deliver(notification)
 
     OPS_URLS.clear()
@@ -592,3 +598,67 @@ def test_resend_refuses_while_an_attempt_is_in_flight(
     assert callbacks == []
     notification.refresh_from_db()
     assert notification.state == State.SENDING
+
+
+# --- what real receivers and deploys did to it (review findings) ---------------------------
+
+
+def test_a_reply_with_nul_bytes_is_recorded(make_notification, receiver):
+    """A receiver answering ``ok\\x00`` (a gzip body would do too): PostgreSQL refuses NUL
+    in text, so the excerpt keeps a replacement character instead and the attempt is
+    recorded like any other."""
+    notification = make_notification()
+    receiver.default = Reply(status=400, body=b"ok\x00!")
+
+    assert deliver(notification) == State.PENDING
+
+    assert notification.attempts.get().response_excerpt == "ok\ufffd!"
+
+
+def test_retry_after_is_honoured_on_a_ladder_without_a_window(
+    make_notification, receiver, outbox_settings
+):
+    """An explicit ladder has no window: Retry-After still moves the next attempt (to 15 s
+    of a 10 s step here)."""
+    outbox_settings.NOTIFY_RETRY_SCHEDULE = "10s,10s"
+    notification = make_notification()
+    receiver.default = Reply(status=429, headers={"Retry-After": "15"})
+    before = timezone.now()
+
+    deliver(notification)
+
+    notification.refresh_from_db()
+    assert 15 <= (notification.next_attempt_at - before).total_seconds() < 17
+
+
+def test_endpoints_at_their_cap_go_to_the_back_of_the_turn(make_notification, outbox_settings):
+    """Endpoints with no room (their cap held by requests in flight) never keep the front:
+    with room for two endpoints per round, a fresh endpoint behind three full ones is
+    served by the second round."""
+    outbox_settings.NOTIFY_CLAIM_BATCH = 2
+    outbox_settings.NOTIFY_ENDPOINT_MAX_IN_FLIGHT = 1
+    with Receiver() as a, Receiver() as b, Receiver() as c, Receiver() as fresh:
+        for url in (a.url, b.url, c.url):
+            make_notification(url=url, state=State.SENDING, claimed_at=timezone.now())
+            make_notification(url=url)
+        waiting = make_notification(url=fresh.url)
+        Endpoint.objects.filter(pk=waiting.endpoint_id).update(last_claimed_at=timezone.now())
+
+        rounds = [deliveries_claim(limit=2) for _ in range(2)]
+
+    assert [c.url for c in rounds[0]] == [] and [c.url for c in rounds[1]] == [fresh.url]
+
+
+def test_a_notification_written_without_an_endpoint_is_adopted(
+    make_notification, receiver, dispatch_apply_async
+):
+    """The previous release, still running during a rolling deploy, writes rows without an
+    endpoint: a hint or the sweeper gives them theirs, and they are delivered."""
+    hinted, swept = make_notification(), make_notification()
+    Notification.objects.update(endpoint=None)
+
+    assert deliver(hinted) == State.DELIVERED
+    services.notifications_sweep()
+
+    assert Notification.objects.get(pk=swept.pk).endpoint_id == hinted.endpoint_id
+    assert deliver(swept) == State.DELIVERED

@@ -91,6 +91,8 @@ SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="recharge-notify@localhost")
 # How mail goes out (django-environ's EMAIL_URL, e.g. smtp+tls://user:pass@host:587);
 # development prints it on the console.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# Seconds an email server may take: an alert must never hang the task that sends it.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
 
 LOGGING = {
     "version": 1,

@@ -61,6 +61,7 @@ CELERY_TASK_ROUTES = {
     "notifications.deliver": {"queue": "notifications"},
     "notifications.dispatch": {"queue": "notifications"},
     "notifications.sweep": {"queue": "periodic"},
+    "notifications.announce_endpoint_disabled": {"queue": "periodic"},
     "payments.expire_stale_orders": {"queue": "periodic"},
     "accounts.reconcile_pending": {"queue": "periodic"},
 }

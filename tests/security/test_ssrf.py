@@ -11,7 +11,8 @@ import threading
 import pytest
 from django.utils import timezone
 
-from notifications import delivery, http, netguard, services
+from notifications import delivery, http, netguard
+from notifications.endpoints import endpoint_id_for
 from notifications.models import DeliveryAttempt, Notification
 
 
@@ -164,6 +165,10 @@ def test_refused_destination_is_a_failed_result_and_nothing_is_sent(production_p
 
 # Receivers under production policy that a POST, and a delivery, must refuse: the reason.
 BLOCKED_DESTINATIONS = {
+    "http://[::1%251]:9/notify": "::1%1 names a network interface (an IPv6 zone id)",
+    "http://[::ffff:127.0.0.1%25eth0]/n": (
+        "::ffff:7f00:1%eth0 names a network interface (an IPv6 zone id)"
+    ),
     "http://127.0.0.1:9/notify": "127.0.0.1 is a loopback address",
     "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is a cloud metadata address",
     "http://10.0.0.1/notify": "10.0.0.1 is a private address",
@@ -282,7 +287,7 @@ def test_delivery_to_a_refused_destination_is_a_failed_attempt(
         subject="TX1",
         event_type="recharge.succeeded",
         target_url=target_url,
-        endpoint_id=services.endpoint_id_for(sender_key=merchant.app_id, url=target_url),
+        endpoint_id=endpoint_id_for(sender_key=merchant.app_id, url=target_url),
         body="{}",
         created_at=timezone.now(),
         next_attempt_at=timezone.now(),
@@ -297,3 +302,33 @@ def test_delivery_to_a_refused_destination_is_a_failed_attempt(
     notification.refresh_from_db()
     assert notification.state == Notification.State.PENDING
     assert notification.last_error == attempt.error
+
+
+def test_a_slow_name_server_for_one_host_does_not_starve_the_others(fake_dns, monkeypatch):
+    """Lookups block a thread each and cannot be cancelled: one host whose name server takes
+    seconds holds at most its own few threads, and another host still resolves at once."""
+    import time
+
+    real_resolve = netguard.resolve
+
+    def resolve(host, port):
+        if host == "slow-dns.example":
+            time.sleep(1.5)
+        return real_resolve(host, port)
+
+    monkeypatch.setattr(netguard, "resolve", resolve)
+    fake_dns["slow-dns.example"] = ["93.184.215.14"]
+    fake_dns["fast.example"] = ["93.184.215.14"]
+
+    async def lookups():
+        resolver = http.GuardedResolver()
+        slow = [asyncio.ensure_future(resolver.resolve("slow-dns.example", 80)) for _ in range(40)]
+        started = time.monotonic()
+        await resolver.resolve("fast.example", 80)
+        fast = time.monotonic() - started
+        for task in slow:
+            task.cancel()
+        await resolver.close()
+        return fast
+
+    assert asyncio.run(lookups()) < 0.5
