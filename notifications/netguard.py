@@ -93,6 +93,58 @@ def address_refusal(address: str | IPAddress) -> str | None:
     return f"{ip} is {reason}" if reason else None
 
 
+# Ranges where some addresses are not public although both ends of a wider network around
+# them may be (so checking a network's first and last address is not enough).
+_NON_PUBLIC_RANGES = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/127",
+        "::ffff:0:0/96",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "2002::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+
+
+def network_refusal(cidr: str) -> str | None:
+    """Why a production ``NOTIFY_ALLOWED_NETWORKS`` must not name ``cidr``, or None: it is
+    not a network, or it opens an address this guard refuses (judged by the guard's own
+    classifier, so a 6to4 or NAT64 form of a loopback or private address counts as one)."""
+    try:
+        network = ipaddress.ip_network(cidr.strip(), strict=False)
+    except ValueError:
+        return f"{cidr!r} is not a network"
+    for end in (network.network_address, network.broadcast_address):
+        reason = _category(end)
+        if reason:
+            return f"{cidr} opens {end}, {reason}"
+    for blocked in _NON_PUBLIC_RANGES:
+        if blocked.version == network.version and network.overlaps(blocked):
+            return f"{cidr} overlaps {blocked}, which is not public"
+    return None
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to for a TCP connection, in resolver order, without
     duplicates. Raises ``socket.gaierror``. (Tests replace this to fake DNS.)"""

@@ -95,32 +95,71 @@ REFUSALS = {
         },
         "ACCOUNTS_WEBHOOK_SECRETS contains the development demo secret",
     ),
+    "development webhook secret without its prefix": (
+        {"ACCOUNTS_WEBHOOK_SECRETS": "ZGV2LW9ubHktZGVtby13ZWJob29rLXNlY3JldA=="},
+        "ACCOUNTS_WEBHOOK_SECRETS contains the development demo secret",
+    ),
+    "development webhook secret without its padding": (
+        {"ACCOUNTS_WEBHOOK_SECRETS": "whsec_ZGV2LW9ubHktZGVtby13ZWJob29rLXNlY3JldA"},
+        "ACCOUNTS_WEBHOOK_SECRETS contains the development demo secret",
+    ),
+    "no webhook secret": (
+        {"ACCOUNTS_WEBHOOK_SECRETS": ""},
+        "ACCOUNTS_WEBHOOK_SECRETS is empty",
+    ),
+    "repetitive secret key": (
+        {"DJANGO_SECRET_KEY": "a" * 50},
+        "DJANGO_SECRET_KEY is the development key or too short or too repetitive",
+    ),
+    "any host": ({"DJANGO_ALLOWED_HOSTS": "*"}, "DJANGO_ALLOWED_HOSTS contains '*'"),
+    "create throttle off": (
+        {"PAYMENTS_CREATE_THROTTLE_RATE": ""},
+        "PAYMENTS_CREATE_THROTTLE_RATE is empty: the throttle would be off",
+    ),
+    "notify throttle off": (
+        {"ACCOUNTS_NOTIFY_THROTTLE_RATE": ""},
+        "ACCOUNTS_NOTIFY_THROTTLE_RATE is empty: the throttle would be off",
+    ),
+    "notify throttle not a rate": (
+        {"ACCOUNTS_NOTIFY_THROTTLE_RATE": "lots"},
+        "ACCOUNTS_NOTIFY_THROTTLE_RATE 'lots' is not a rate",
+    ),
     "allow-list: loopback": (
         {"NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8"},
-        "NOTIFY_ALLOWED_NETWORKS opens a private, loopback or link-local range (127.0.0.0/8)",
+        "NOTIFY_ALLOWED_NETWORKS: 127.0.0.0/8 opens 127.0.0.0, a loopback address",
     ),
-    "allow-list: IPv6 loopback": ({"NOTIFY_ALLOWED_NETWORKS": "::1/128"}, "(::1/128)"),
-    "allow-list: private": ({"NOTIFY_ALLOWED_NETWORKS": "10.0.0.0/8"}, "(10.0.0.0/8)"),
+    "allow-list: IPv6 loopback": ({"NOTIFY_ALLOWED_NETWORKS": "::1/128"}, "::1, a loopback"),
+    "allow-list: private": ({"NOTIFY_ALLOWED_NETWORKS": "10.0.0.0/8"}, "10.0.0.0, a private"),
     "allow-list: metadata": (
         {"NOTIFY_ALLOWED_NETWORKS": "169.254.169.254/32"},
-        "(169.254.169.254/32)",
+        "169.254.169.254, a cloud metadata address",
     ),
-    "allow-list: everything": ({"NOTIFY_ALLOWED_NETWORKS": "0.0.0.0/0"}, "(0.0.0.0/0)"),
+    "allow-list: everything": ({"NOTIFY_ALLOWED_NETWORKS": "0.0.0.0/0"}, "0.0.0.0/0 opens"),
     "allow-list: public range hiding 10/8": (
         {"NOTIFY_ALLOWED_NETWORKS": "8.0.0.0/6"},
-        "(8.0.0.0/6)",
+        "8.0.0.0/6 overlaps 10.0.0.0/8, which is not public",
+    ),
+    "allow-list: 6to4 form of loopback": (
+        {"NOTIFY_ALLOWED_NETWORKS": "2002:7f00:1::/48"},
+        "2002:7f00:1::/48 opens 2002:7f00:1::, a loopback address",
+    ),
+    "allow-list: local-use NAT64": (
+        {"NOTIFY_ALLOWED_NETWORKS": "64:ff9b:1::/48"},
+        "64:ff9b:1::/48 opens 64:ff9b:1::, a reserved address",
     ),
     "allow-list: not a network": (
         {"NOTIFY_ALLOWED_NETWORKS": "intranet"},
-        "NOTIFY_ALLOWED_NETWORKS has an invalid network 'intranet'",
+        "NOTIFY_ALLOWED_NETWORKS: 'intranet' is not a network",
     ),
 }
 
 
 @pytest.mark.parametrize(("env", "message"), REFUSALS.values(), ids=REFUSALS.keys())
 def test_production_refuses_to_start_with_development_values(env, message):
-    """DEBUG, a development or missing secret key, the demo API key or webhook secret, or an
-    SSRF allow-list opening internal ranges: ImproperlyConfigured naming the problem."""
+    """DEBUG, a development, missing, short or repetitive secret key, the demo API key or
+    webhook secret in any spelling, no webhook secret, any host, a throttle switched off, or
+    an SSRF allow-list opening an address the guard refuses: ImproperlyConfigured naming the
+    problem."""
     result = run(["-c", PRINT_SETTINGS], **env)
 
     assert result.returncode != 0
