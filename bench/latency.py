@@ -20,40 +20,62 @@ from .probe import percentile
 
 
 def prepare(*, n: int, tag: str, web_url: str, app_id: str) -> list[str]:
-    """N pending orders at payments and their recharges at accounts; their tx_nos."""
+    """N pending orders at payments, notifying accounts, and their recharges at accounts;
+    their tx_nos."""
     from django.contrib.auth import get_user_model
 
     from accounts.models import Recharge
     from accounts.services import account_create
-    from payments.models import Merchant, RechargeOrder
 
     user = get_user_model().objects.create_user(f"bench-{tag}")
     account = account_create(user=user, currency="CNY")
-    merchant = Merchant.objects.get(app_id=app_id)
-    orders, recharges = [], []
-    for number in range(n):
-        tx_no, out_trade_no = f"{tag}TX{number:09d}", f"{tag}R{number:09d}"
-        common = {"out_trade_no": out_trade_no, "tx_no": tx_no, "amount": 1000 + number}
-        orders.append(
-            RechargeOrder(
-                merchant=merchant,
-                account_no=account.account_no,
+    orders = pending_orders(
+        n=n,
+        tag=tag,
+        app_id=app_id,
+        account_no=account.account_no,
+        notify_url=f"{web_url}/api/accounts/notify/",
+    )
+    Recharge.objects.bulk_create(
+        [
+            Recharge(
+                account=account,
                 currency="CNY",
-                notify_url=f"{web_url}/api/accounts/notify/",
-                return_url=f"{web_url}/",
-                **common,
+                out_trade_no=order.out_trade_no,
+                tx_no=order.tx_no,
+                amount=order.amount,
             )
-        )
-        recharges.append(Recharge(account=account, currency="CNY", **common))
-    RechargeOrder.objects.bulk_create(orders, batch_size=500)
-    Recharge.objects.bulk_create(recharges, batch_size=500)
+            for order in orders
+        ],
+        batch_size=500,
+    )
     return [order.tx_no for order in orders]
 
 
-def pay_and_wait(tx_no: str, *, timeout: float) -> float:
-    """Pay one order; seconds from its commit to its ledger credit. Raises WaitTimeout when
-    it is not credited within ``timeout`` seconds."""
-    from accounts.models import LedgerEntry
+def pending_orders(*, n: int, tag: str, app_id: str, account_no: str, notify_url: str) -> list:
+    """N pending ``RechargeOrder``s of merchant ``app_id`` notifying ``notify_url``."""
+    from payments.models import Merchant, RechargeOrder
+
+    merchant = Merchant.objects.get(app_id=app_id)
+    orders = [
+        RechargeOrder(
+            merchant=merchant,
+            account_no=account_no,
+            currency="CNY",
+            notify_url=notify_url,
+            return_url=f"{notify_url}done/",
+            out_trade_no=f"{tag}R{number:09d}",
+            tx_no=f"{tag}TX{number:09d}",
+            amount=1000 + number,
+        )
+        for number in range(n)
+    ]
+    return RechargeOrder.objects.bulk_create(orders, batch_size=500)
+
+
+def pay(tx_no: str) -> float:
+    """Pay one order; the ``time.time()`` of its commit (before its notification's
+    wake-up is sent)."""
     from payments.services import recharge_order_pay
 
     committed = []
@@ -61,9 +83,18 @@ def pay_and_wait(tx_no: str, *, timeout: float) -> float:
         # Registered before the service's own on-commit enqueue, so it runs first.
         transaction.on_commit(lambda: committed.append(time.time()))
         recharge_order_pay(tx_no=tx_no)
+    return committed[0]
+
+
+def pay_and_wait(tx_no: str, *, timeout: float) -> float:
+    """Pay one order; seconds from its commit to its ledger credit. Raises WaitTimeout when
+    it is not credited within ``timeout`` seconds."""
+    from accounts.models import LedgerEntry
+
+    committed = pay(tx_no)
     credit = LedgerEntry.objects.filter(tx_no=tx_no).values_list("created_at", flat=True)
     created_at = wait_until(credit.first, timeout=timeout, interval=0.001, what=f"{tx_no} credited")
-    return created_at.timestamp() - committed[0]
+    return created_at.timestamp() - committed
 
 
 def floor(*, n: int, redis_url: str) -> list[float]:

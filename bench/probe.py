@@ -1,4 +1,5 @@
-"""Small measuring helpers shared by the scenarios: memory sampling and percentiles."""
+"""Small measuring helpers shared by the scenarios: memory sampling, percentiles, and beat
+played by the driver."""
 
 import contextlib
 import math
@@ -54,3 +55,27 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.sample()
+
+
+class Beat:
+    """``with Beat(interval):`` sends the real ``notifications.sweep`` task every
+    ``interval`` seconds from a thread, as beat would, until the block ends."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-beat", daemon=True)
+
+    def _run(self) -> None:
+        from notifications.tasks import sweep
+
+        while not self._stop.wait(self.interval):
+            sweep.apply_async()
+
+    def __enter__(self) -> "Beat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

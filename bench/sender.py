@@ -1,8 +1,9 @@
 """Scenario 1, sender throughput: N notifications due at once, delivered to the minimal
 receiver, against three baselines on the same worker pool and concurrency.
 
-- ours: ``notification_create`` for N rows in one transaction (the outbox); the real
-  ``notifications.deliver`` task sends each. Timed from the commit that makes all N due
+- ours: ``notification_create`` for N rows in one transaction (the outbox); each row's
+  ``notifications.deliver`` task wakes its worker process's dispatcher, which claims, sends
+  and records them in batches. Timed from the commit that makes all N due
   (which sends their N messages) until every row is ``delivered`` in the database; writing
   the rows is reported apart (``outbox_write_seconds``).
 - bare: ``bench.bare_post``, a Celery task that only signs and POSTs the same body with a
@@ -16,19 +17,16 @@ receiver, against three baselines on the same worker pool and concurrency.
   one of its ``WebhookEvent`` rows is ``SUCCESS``.
 """
 
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-import requests
-from django.db import transaction
 
 from devstack.settle import WaitTimeout, wait_until
 from devstack.stack import Stack
 
-from .common import EVENT_TYPE, SECRET, notification_body, recharge_data
+from . import peers
+from .common import recharge_data
+from .contenders import bare_send, outbox_create, signed_bodies, thread_pool_post
 
 CONTENDERS = ("ours", "bare", "threads", "peer")
 
@@ -60,96 +58,54 @@ class Fixture:
 
 def prepare(*, stack: Stack, app_id: str) -> Fixture:
     """The peer's webhook, aimed at the instant receiver as ours (merchant ``app_id``) is."""
-    from django_webhook.models import Webhook, WebhookSecret, WebhookTopic
-
     receiver_url = stack.url("receiver")
-    webhook = Webhook.objects.create(url=f"{receiver_url}/peer/")
-    webhook.topics.add(WebhookTopic.objects.get(name="bench.PeerEvent/create"))
-    WebhookSecret.objects.create(webhook=webhook, token=SECRET)
+    peers.django_webhook_create(url=f"{receiver_url}/peer/", model_label="bench.PeerEvent")
     return Fixture(f"{receiver_url}/notify/", app_id, stack)
 
 
 def run_ours(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
     from notifications.models import Notification
-    from notifications.services import notification_create
 
     delivered = Notification.objects.filter(state=Notification.State.DELIVERED)
     before = delivered.count()
-    began = time.perf_counter()
-    committed = []
-    with transaction.atomic():
-        # Registered first, so it runs at the commit, before the N enqueues it triggers.
-        transaction.on_commit(lambda: committed.append(time.perf_counter()))
-        for number in range(n):
-            notification_create(
-                sender_key=fixture.app_id,
-                subject=f"{tag}-{number}",
-                event_type=EVENT_TYPE,
-                target_url=fixture.receiver_url,
-                data=recharge_data(tag, number),
-            )
-    fired = time.perf_counter()
+    began, committed = outbox_create(
+        app_id=fixture.app_id, urls=[fixture.receiver_url], n=n, tag=tag
+    )
+    fired = time.time()
     done = _wait_idle_then_count(
         fixture, "notifications", delivered, before + n, timeout, f"{n} notifications delivered"
     )
     failed = Notification.objects.filter(subject__startswith=f"{tag}-", attempt_count__gt=1)
-    result = _result(n, committed[0], fired, done, errors=failed.count())
-    result["outbox_write_seconds"] = round(committed[0] - began, 3)
+    result = _result(n, committed, fired, done, errors=failed.count())
+    result["outbox_write_seconds"] = round(committed - began, 3)
     return result
 
 
 def run_bare(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
-    from .tasks import bare_post
-
     errors_key = f"bench:bare-errors:{tag}"
-    bodies = [_signed_body(tag, number) for number in range(n)]
-    started = time.perf_counter()
-    for webhook_id, body in bodies:
-        bare_post.apply_async(args=(fixture.receiver_url, body, webhook_id, SECRET, errors_key))
-    fired = time.perf_counter()
+    bodies = signed_bodies(tag, n)
+    started = time.time()
+    bare_send(urls=[fixture.receiver_url], bodies=bodies, errors_key=errors_key)
+    fired = time.time()
     wait_until(
         lambda: fixture.broker_idle("bench"),
         timeout=timeout,
         interval=0.02,
         what=f"{n} bare tasks run",
     )
-    done = time.perf_counter()
+    done = time.time()
     with fixture.stack.redis() as client:
         errors = int(client.get(errors_key) or 0)
     return _result(n, started, fired, done, errors=errors)
 
 
 def run_threads(fixture: Fixture, *, n: int, tag: str, concurrency: int, timeout: float) -> dict:
-    from datetime import UTC, datetime
-
-    from notifications.signing import signed_headers
-
-    local = threading.local()
-    bodies = [_signed_body(tag, number) for number in range(n)]
-
-    def post(item) -> bool:
-        webhook_id, body = item
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        headers = signed_headers(
-            webhook_id=webhook_id, body=body, secrets=[SECRET], timestamp=datetime.now(UTC)
-        )
-        try:
-            response = local.session.post(
-                fixture.receiver_url,
-                data=body.encode(),
-                headers=headers,
-                timeout=(3.05, 10),
-                allow_redirects=False,
-            )
-        except requests.RequestException:
-            return False
-        return 200 <= response.status_code < 300
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as executor:
-        outcomes = list(executor.map(post, bodies, timeout=timeout))
-    done = time.perf_counter()
+    bodies = signed_bodies(tag, n)
+    started = time.time()
+    outcomes = thread_pool_post(
+        urls=[fixture.receiver_url], bodies=bodies, threads=concurrency, timeout=timeout
+    )
+    done = time.time()
     return _result(n, started, started, done, errors=outcomes.count(False))
 
 
@@ -162,11 +118,8 @@ def run_peer(fixture: Fixture, *, n: int, tag: str, timeout: float) -> dict:
     succeeded = WebhookEvent.objects.filter(status=states.SUCCESS)
     before_ok = succeeded.count()
     before_all = WebhookEvent.objects.count()
-    started = time.perf_counter()
-    with transaction.atomic():
-        for number in range(n):
-            PeerEvent.objects.create(data=recharge_data(tag, number))
-    fired = time.perf_counter()
+    started = peers.django_webhook_fire(PeerEvent, [recharge_data(tag, i) for i in range(n)])
+    fired = time.time()
     done = _wait_idle_then_count(
         fixture, "bench", succeeded, before_ok + n, timeout, f"{n} django-webhook events succeeded"
     )
@@ -216,7 +169,7 @@ def _run_one(fixture: Fixture, name: str, config: PoolConfig, **kwargs) -> dict:
 
 
 def _wait_idle_then_count(fixture: Fixture, queue: str, rows, target: int, timeout, what) -> float:
-    """The ``perf_counter`` when ``queue`` is empty with nothing unacknowledged and ``rows``
+    """The ``time.time()`` when ``queue`` is empty with nothing unacknowledged and ``rows``
     counts ``target``. Raises WaitTimeout after ``timeout`` seconds.
 
     The broker is asked first (a Redis call) and the rows counted only once it is idle, so
@@ -227,12 +180,7 @@ def _wait_idle_then_count(fixture: Fixture, queue: str, rows, target: int, timeo
         interval=0.05,
         what=what,
     )
-    return time.perf_counter()
-
-
-def _signed_body(tag: str, number: int) -> tuple[str, str]:
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    return webhook_id, notification_body(webhook_id, recharge_data(tag, number))
+    return time.time()
 
 
 def _result(n: int, started: float, fired: float, done: float, *, errors: int) -> dict:

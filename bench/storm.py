@@ -12,17 +12,14 @@ which sends the real ``notifications.sweep`` task every ``NOTIFY_SWEEP_INTERVAL`
 """
 
 import functools
-import threading
 import time
 import uuid
-
-from django.db import transaction
 
 from devstack.proxy import FaultProxy
 from devstack.settle import wait_until
 
-from .common import EVENT_TYPE, recharge_data
-from .probe import MemorySampler
+from .contenders import outbox_create
+from .probe import Beat, MemorySampler
 from .stack import process_tree, start_worker
 
 ROUNDS = 3
@@ -46,34 +43,14 @@ def _storm(stack, client, *, n: int, url: str, app_id: str, env: dict, timeout: 
     ``env["NOTIFY_SWEEP_INTERVAL"]`` s) until each was attempted ``ROUNDS`` times or
     ``timeout`` s passed (WaitTimeout), stop the worker; the figures (dict)."""
     from notifications.models import Notification
-    from notifications.services import notification_create
-    from notifications.tasks import sweep
 
     tag = f"ST{uuid.uuid4().hex[:6]}"
     rows = Notification.objects.filter(subject__startswith=f"{tag}-")
     behind = rows.filter(attempt_count__lt=ROUNDS)
-    stop_beat = threading.Event()
-    interval = float(env.get("NOTIFY_SWEEP_INTERVAL", 15))
-
-    def beat():
-        while not stop_beat.wait(interval):
-            sweep.apply_async()
-
     worker = functools.partial(process_tree, stack, "worker")
     with MemorySampler(processes=worker, client=client) as memory:
         idle_rss, idle_redis = memory.last_rss, memory.last_redis
-        started = time.perf_counter()
-        with transaction.atomic():
-            for number in range(n):
-                notification_create(
-                    sender_key=app_id,
-                    subject=f"{tag}-{number}",
-                    event_type=EVENT_TYPE,
-                    target_url=url,
-                    data=recharge_data(tag, number),
-                )
-        beat_thread = threading.Thread(target=beat, daemon=True)
-        beat_thread.start()
+        started, _ = outbox_create(app_id=app_id, urls=[url], n=n, tag=tag)
         last_report = [0.0]
 
         def done() -> bool:
@@ -87,12 +64,9 @@ def _storm(stack, client, *, n: int, url: str, app_id: str, env: dict, timeout: 
                 return not behind.exists()
             return False
 
-        try:
+        with Beat(float(env["NOTIFY_SWEEP_INTERVAL"])):
             wait_until(done, timeout=timeout, interval=0.2, what=f"{ROUNDS} rounds")
-            finished = time.perf_counter()
-        finally:
-            stop_beat.set()
-            beat_thread.join()
+            finished = time.time()
         memory.sample()
         end_rss, end_redis = memory.last_rss, memory.last_redis
     attempts = sum(rows.values_list("attempt_count", flat=True))
