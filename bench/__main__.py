@@ -30,7 +30,7 @@ from .cpu import CpuMeter
 from .sender import PoolConfig
 from .stack import BENCH_VAR, CIRCUIT_OFF, close_bench, fresh_stack, start_bench, start_worker
 
-SCENARIOS = ("sender", "receiver", "latency", "storm", "scan")
+SCENARIOS = ("sender", "slow", "noisy", "dead", "receiver", "latency", "storm", "scan")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -52,9 +52,48 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument("--sender-n", type=int, default=3000, help="notifications per contender")
     group.add_argument(
         "--pools",
-        default="prefork:4,threads:8",
-        help="worker pool:concurrency configurations to try, comma-separated (gevent:32 works "
-        "but delivered a tenth of prefork:4's rate here; add it when time allows)",
+        default="prefork:4,prefork:2,threads:8,solo",
+        help="worker pool:concurrency configurations to try (also in 'slow'), comma-separated; "
+        "the first is the default pool the other scenarios use",
+    )
+    group = parser.add_argument_group("slow receivers (250 ms)")
+    group.add_argument("--slow-n", type=int, default=3000, help="ours, thread pool, signal peer")
+    group.add_argument(
+        "--slow-celery-n",
+        type=int,
+        default=200,
+        help="bare task and django-webhook, one request in flight per pool process",
+    )
+    group.add_argument("--slow-delay-ms", type=int, default=250)
+    group.add_argument(
+        "--signal-threads",
+        type=int,
+        default=32,
+        help="django-signal-webhooks' threads alive at once, at most (each opens a database "
+        "connection; see bench.peers.signal_fire)",
+    )
+    group = parser.add_argument_group("noisy neighbour")
+    group.add_argument("--noisy-n", type=int, default=300, help="healthy orders paid, per case")
+    group.add_argument(
+        "--noisy-rate", type=float, default=20.0, help="healthy orders paid a second"
+    )
+    group.add_argument(
+        "--noisy-burst", type=int, default=1000, help="healthy notifications committed at once"
+    )
+    group.add_argument(
+        "--noisy-bad-n", type=int, default=1000, help="notifications due to the bad endpoint"
+    )
+    group.add_argument(
+        "--drip-interval", type=float, default=2.0, help="seconds between dripped bytes"
+    )
+    group = parser.add_argument_group("dead endpoint cost")
+    group.add_argument("--dead-n", type=int, default=1000, help="notifications due to it")
+    group.add_argument("--dead-window", type=float, default=15.0, help="seconds measured")
+    group.add_argument(
+        "--dead-warmup",
+        type=float,
+        default=3.0,
+        help="seconds of retries before measuring, with the circuit held closed",
     )
     group = parser.add_argument_group("2. receiver throughput")
     group.add_argument("--receiver-n", type=int, default=2000)
@@ -79,6 +118,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="NOTIFY_TIME_SCALE for the storm's worker (the real schedule, compressed)",
     )
     group = parser.add_argument_group("common")
+    group.add_argument(
+        "--origins", type=int, default=16, help="receiver origins (endpoints) of the echo server"
+    )
     group.add_argument(
         "--pool",
         default=None,
@@ -233,6 +275,62 @@ def run_sender(ctx: Context) -> dict:
     return {"n": ctx.args.sender_n, "configs": configs}
 
 
+def run_slow(ctx: Context) -> dict:
+    from types import SimpleNamespace
+
+    from . import slow
+
+    args = ctx.args
+    sizes = SimpleNamespace(
+        n=args.slow_n,
+        celery_n=args.slow_celery_n,
+        delay_ms=args.slow_delay_ms,
+        signal_threads=args.signal_threads,
+        timeout=args.timeout,
+    )
+    return slow.run(
+        ctx.stack,
+        app_id=ctx.app_id,
+        configs=pool_configs(args.pools),
+        sizes=sizes,
+        progress=ctx.bar,
+        meter=lambda: CpuMeter(ctx.stack),
+    )
+
+
+def run_noisy(ctx: Context) -> dict:
+    from types import SimpleNamespace
+
+    from . import noisy
+
+    args = ctx.args
+    sizes = SimpleNamespace(
+        n=args.noisy_n,
+        rate=args.noisy_rate,
+        burst=args.noisy_burst,
+        bad_n=args.noisy_bad_n,
+        drip_interval=args.drip_interval,
+    )
+    return noisy.run(ctx.stack, app_id=ctx.app_id, config=ctx.pool, sizes=sizes, progress=ctx.bar)
+
+
+def run_dead(ctx: Context) -> dict:
+    from types import SimpleNamespace
+
+    from django.conf import settings
+
+    from . import dead
+
+    args = ctx.args
+    sizes = SimpleNamespace(
+        n=args.dead_n,
+        window=args.dead_window,
+        warmup=args.dead_warmup,
+        sweep_interval=settings.NOTIFY_SWEEP_INTERVAL,
+    )
+    return dead.run(ctx.stack, app_id=ctx.app_id, config=ctx.pool, sizes=sizes, progress=ctx.bar)
+
+
 def run_receiver(ctx: Context) -> dict:
     from . import receipt
 
@@ -319,6 +417,9 @@ def run_scan(ctx: Context) -> dict:
 
 RUNNERS = {
     "sender": run_sender,
+    "slow": run_slow,
+    "noisy": run_noisy,
+    "dead": run_dead,
     "receiver": run_receiver,
     "latency": run_latency,
     "storm": run_storm,
@@ -330,6 +431,9 @@ def step_count(args) -> int:
     """Progress steps: one per sender pool and storm size, one per other scenario."""
     counts = {
         "sender": len(pool_configs(args.pools)),
+        "slow": len(pool_configs(args.pools)),
+        "noisy": 3,
+        "dead": 5,
         "storm": len(args.storm_sizes),
     }
     return sum(counts.get(name, 1) for name in args.only)
@@ -344,6 +448,7 @@ def main(argv=None) -> int:
     log_dir = BENCH_VAR / "logs"
     stack = fresh_stack(
         log_dir=log_dir,
+        origins=args.origins,
         # The notify throttle stays in the path (its Redis round trip is measured) but never
         # limits.
         settings={"ACCOUNTS_NOTIFY_THROTTLE_RATE": "100000000/min", **args.settings},

@@ -2,21 +2,24 @@
 step, so a rate can be explained per item ("ms of worker CPU per notification").
 
 The parts are the benchmark stack's processes, each with its descendants: ``web`` and
-``payments`` (the Procfile's gunicorns), ``receiver`` (the minimal WSGI app), ``worker``
+``payments`` (the Procfile's gunicorns), ``receiver`` (the minimal WSGI app), ``echo`` (the
+slow receivers, ``bench.echo``), ``worker``
 (Celery, every pool process), ``redis`` (the private Redis), ``driver`` (this process: the
-load generator, and the fault proxy when one runs in it) and ``postgres`` (every
-``postgres`` process on the machine, so only meaningful on a machine where nothing else uses
-the server). A process that ends during the step loses what it spent since the first
+load generator, and the fault proxy when one runs in it) and ``postgres`` (the server
+processes of the sessions on the benchmark's own database, so another database's work on a
+shared server is not counted, nor are the server's shared processes: WAL writer,
+checkpointer). A process that ends during the step loses what it spent since the first
 snapshot; persistent database connections keep that small.
 """
 
+import contextlib
 import os
 
 import psutil
 
 from .stack import process_tree
 
-PARTS = ("driver", "web", "payments", "receiver", "worker", "postgres", "redis")
+PARTS = ("driver", "web", "payments", "receiver", "echo", "worker", "postgres", "redis")
 
 
 def _cpu(process: psutil.Process) -> float | None:
@@ -31,14 +34,27 @@ def stack_processes(stack) -> dict[str, list[psutil.Process]]:
     """``{part: [process]}`` for a started benchmark stack (see PARTS)."""
     parts: dict[str, list[psutil.Process]] = {part: [] for part in PARTS}
     parts["driver"].append(psutil.Process(os.getpid()))
-    for part in ("web", "payments", "receiver", "worker"):
+    for part in ("web", "payments", "receiver", "echo", "worker"):
         parts[part] = process_tree(stack, part)
     if stack.redis_process is not None:
         parts["redis"].append(psutil.Process(stack.redis_process.pid))
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] == "postgres":
-            parts["postgres"].append(process)
+    if getattr(stack, "env", {}).get("DATABASE_URL", "").startswith("postgres"):
+        parts["postgres"] = database_backends()
     return parts
+
+
+def database_backends() -> list[psutil.Process]:
+    """The PostgreSQL server processes of every session on this process's database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            processes.append(psutil.Process(pid))
+    return processes
 
 
 class CpuMeter:
