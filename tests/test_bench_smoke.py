@@ -1,11 +1,15 @@
 """The benchmark's fastest pieces at toy sizes, so `make test` keeps bench/ from rotting.
 
-The real run is `make bench` (README "Performance"); these only check that the scan-cost
-measurement and the report writer still work against the current models and services.
+The real run is `make bench` (README "Performance"); these check that the scan-cost
+measurement and the report writer still work against the current models and services, and
+run the delivery engine's scenarios (slow receivers, noisy neighbour, dead endpoint) end to
+end on their own stack at toy sizes.
 """
 
 import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -13,6 +17,7 @@ import responses
 
 from bench import report, scan
 from bench.cpu import CpuMeter
+from devstack.stack import ROOT
 from payments.models import RechargeOrder
 from payments.serializers import RechargeOrderOutputSerializer
 
@@ -101,7 +106,8 @@ def test_report_writes_json_markdown_and_chart(tmp_path):
     assert "(sender 61 s; receiver 12 s)" in table
     assert "Where the CPU goes" in table
     assert (
-        "| sender ours (prefork:2), per notification | 0.50 | 1.25 | 2.00 | — | 1.00 | — " in table
+        "| sender ours (prefork:2), per notification | 0.50 | 1.25 | 2.00 | — | — | 1.00 | — "
+        in table
     )
 
 
@@ -123,3 +129,35 @@ def test_cpu_meter_attributes_this_process_cpu_to_the_driver():
 
     assert 0.15 <= meter.seconds["driver"] < 2
     assert meter.per_item(100)["driver"] == pytest.approx(meter.seconds["driver"] * 10, abs=0.01)
+
+
+# One pool, two origins, a few notifications each; a 2 s attempt deadline so the hanging
+# endpoints' attempts end (and their circuits open) within the test.
+TINY_ENGINE_RUN = (
+    "--only slow,noisy,dead --pools prefork:2 --origins 2 --slow-n 40 --slow-celery-n 8 "
+    "--signal-threads 8 --noisy-n 10 --noisy-burst 20 --noisy-bad-n 40 --drip-interval 0.5 "
+    "--dead-n 40 --dead-window 1 --dead-warmup 0.5 --set NOTIFY_ATTEMPT_DEADLINE=2"
+)
+
+
+@pytest.mark.e2e
+def test_engine_scenarios_run_end_to_end_at_tiny_sizes(tmp_path):
+    """``python -m bench`` runs slow, noisy and dead on a stack of its own and reports each
+    table, every contender answered, and a verdict for each of their targets."""
+    command = [sys.executable, "-m", "bench", *TINY_ENGINE_RUN.split(), "--results", tmp_path]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(next(tmp_path.glob("*.json")).read_text())
+    slow = results["slow"]
+    for name in ("threads", "bare", "django_webhook", "signal_webhooks"):
+        assert slow[name]["answered"] == slow[name]["n"], name
+    assert slow["ours"]["prefork:2"]["answered"] == 40
+    assert results["noisy"]["cases"]["hang"]["bad"]["in_flight_at_start"] > 0
+    assert results["dead"]["refuse"]["on"]["circuit_at_end"] == "open"
+    assert results["dead"]["refuse"]["off"]["attempts"] > 0
+    targets = {row["target"]: row["met"] for row in results["targets"]}
+    assert len([t for t in targets if t.startswith(("slow ", "noisy "))]) == 7
+    table = next(tmp_path.glob("*.md")).read_text()
+    for heading in ("Slow receivers", "Noisy neighbour", "Dead endpoint cost", "Pools"):
+        assert heading in table

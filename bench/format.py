@@ -1,0 +1,19 @@
+"""How the report writes a figure: thousands separated, a dash for none."""
+
+import math
+
+
+def fmt(value, digits: int = 1) -> str:
+    """``1234.5`` → ``"1,234.5"``, an int without decimals, None or NaN → ``"—"``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def ok(met) -> str:
+    """A target's verdict: met, **missed**, or a dash when not measured."""
+    return "—" if met is None else ("met" if met else "**missed**")

@@ -1,0 +1,158 @@
+"""The tables and targets of the delivery engine's scenarios (issue 10, "Measure"): slow
+receivers, noisy neighbour, dead endpoint cost, and the pools side by side. ``bench.report``
+puts them in the run's Markdown; every figure comes from ``results``."""
+
+from .format import fmt
+
+TARGETS = {
+    "slow_vs_threads": 0.8,  # ours / thread pool with as many in flight, at least
+    "slow_vs_peers": 1.0,  # ours / each peer, more than
+    "noisy_p95_ms": 2000.0,  # healthy pay → received p95, at most
+    "noisy_throughput": 0.8,  # healthy throughput / with no bad endpoint, at least
+}
+PEERS = {"django_webhook": "django-webhook", "signal_webhooks": "django-signal-webhooks"}
+
+
+def slow_lines(slow: dict) -> list[str]:
+    """The slow receivers' table: every contender's rate, and ours ÷ it."""
+    default = slow["ours"][slow["default_pool"]]
+    lines = [
+        f"**Slow receivers**, answering in {slow['delay_ms']} ms on {slow['origins']} origins "
+        "(requests answered per second; ratio: ours on the default pool "
+        f"{slow['default_pool']} ÷ contender)",
+        "",
+        "| contender | in flight | notifications | rate | errors | ours ÷ it |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for pool, row in slow["ours"].items():
+        lines.append(_slow_row(f"ours, {pool}", row, row.get("in_flight"), default))
+    contenders = (
+        ("threads", "plain thread pool, no Celery", "threads"),
+        ("bare", f"bare Celery task, {slow['default_pool']}", None),
+        ("django_webhook", f"django-webhook, {slow['default_pool']}", None),
+        ("signal_webhooks", "django-signal-webhooks, a thread per save", "threads"),
+    )
+    for key, label, in_flight in contenders:
+        row = slow[key]
+        lines.append(_slow_row(label, row, row.get(in_flight) if in_flight else None, default))
+    return [*lines, ""]
+
+
+def _slow_row(label: str, row: dict, in_flight, ours: dict) -> str:
+    if "rate" not in row:
+        return f"| {label} | {fmt(in_flight)} | — | failed | — | — |"
+    ratio = ours["rate"] / row["rate"] if ours.get("rate") and row["rate"] else None
+    return (
+        f"| {label} | {fmt(in_flight)} | {fmt(row['n'])} | {fmt(row['rate'])} "
+        f"| {fmt(row['errors'])} | {fmt(ratio, 2)} |"
+    )
+
+
+def noisy_lines(noisy: dict) -> list[str]:
+    """The noisy neighbour's table: the healthy endpoint's figures per case."""
+    lines = [
+        f"**Noisy neighbour** ({noisy['pool']}): the healthy endpoint while another has "
+        f"{noisy['bad_n']:,} notifications due and hangs, or drips a byte every "
+        f"{noisy['drip_interval']:g} s (burst: requests answered per second; paced orders: "
+        "pay → received, ms)",
+        "",
+        "| bad endpoint | its requests in flight at start | healthy burst rate | ÷ none "
+        "| orders paid/s | p50 | p95 | p99 | max | bad attempts, circuit at end |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for case, row in noisy["cases"].items():
+        bad = row.get("bad", {})
+        stream = row["stream"]
+        lines.append(
+            f"| {case} | {fmt(bad.get('in_flight_at_start'))} | {fmt(row['burst']['rate'])} "
+            f"| {fmt(row.get('throughput_ratio'), 2)} | {fmt(stream['rate_paid'])} "
+            f"| {fmt(stream['p50_ms'])} | {fmt(stream['p95_ms'])} | {fmt(stream['p99_ms'])} "
+            f"| {fmt(stream['max_ms'])} | "
+            + (f"{bad['attempts']:,}, {bad['circuit']} |" if bad else "— |")
+        )
+    return [*lines, ""]
+
+
+def dead_lines(dead: dict) -> list[str]:
+    """The dead endpoint's table: worker CPU and attempts, per hour, per case."""
+    idle = dead["idle"]
+    window = idle["window_seconds"]
+    lines = [
+        f"**Dead endpoint cost** ({dead['pool']}): {dead['n']:,} notifications due to it, "
+        f"retried every second; worker CPU over {window:g} s, per hour (net: less the idle "
+        f"worker's {fmt(idle['worker_cpu_seconds_per_hour'])} s/h)",
+        "",
+        "| endpoint | circuit | attempts | attempts/h | worker CPU s | worker CPU s/h | net s/h |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for mode in ("refuse", "timeout"):
+        for state, label in (("off", "held closed"), ("on", "defaults, open")):
+            row = dead[mode][state]
+            net = row["worker_cpu_seconds_per_hour"] - idle["worker_cpu_seconds_per_hour"]
+            lines.append(
+                f"| {mode} | {label} | {fmt(row['attempts'])} | {fmt(row['attempts_per_hour'])} "
+                f"| {fmt(row['worker_cpu_seconds'], 2)} "
+                f"| {fmt(row['worker_cpu_seconds_per_hour'])} | {fmt(net)} |"
+            )
+    return [*lines, ""]
+
+
+def pools_lines(results: dict) -> list[str]:
+    """Ours on every pool, instant and slow receivers side by side."""
+    sender = {
+        f"{c['pool']}:{c['concurrency']}": c for c in results.get("sender", {}).get("configs", [])
+    }
+    slow = results.get("slow", {}).get("ours", {})
+    pools = list(dict.fromkeys([*sender, *slow]))
+    if not pools:
+        return []
+    lines = [
+        "**Pools**, ours (notifications/s; instant receiver: ÷ the bare Celery task on the "
+        "same pool; 250 ms receivers: ÷ the thread pool)",
+        "",
+        "| pool | instant | ÷ bare task | 250 ms | ÷ thread pool |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    threads = results.get("slow", {}).get("threads", {}).get("rate")
+    for pool in pools:
+        instant = sender.get(pool, {})
+        rate = slow.get(pool, {}).get("rate")
+        lines.append(
+            f"| {pool} | {fmt(instant.get('ours', {}).get('rate'))} "
+            f"| {fmt(instant.get('ratios', {}).get('bare'), 2)} | {fmt(rate)} "
+            f"| {fmt(rate / threads if rate and threads else None, 2)} |"
+        )
+    return [*lines, ""]
+
+
+def evaluate(results: dict) -> list[dict]:
+    """Target rows (``target``, ``value``, ``met``) of the slow and noisy scenarios."""
+    rows = []
+    slow = results.get("slow")
+    if slow:
+        value = slow["ratios"]["threads"]
+        rows.append(
+            _row(
+                f"slow ours/thread pool ≥ {TARGETS['slow_vs_threads']} ({slow['default_pool']})",
+                value,
+                value is not None and value >= TARGETS["slow_vs_threads"],
+            )
+        )
+        for key, name in PEERS.items():
+            value = slow["ratios"][key]
+            met = value is not None and value > TARGETS["slow_vs_peers"]
+            rows.append(_row(f"slow ahead of {name} (ours/peer > 1)", value, met))
+    noisy = results.get("noisy")
+    for case in ("hang", "drip") if noisy else ():
+        row = noisy["cases"][case]
+        p95, ratio = row["stream"]["p95_ms"], row.get("throughput_ratio")
+        limit = TARGETS["noisy_p95_ms"]
+        rows.append(_row(f"noisy {case}: healthy p95 ≤ {limit:.0f} ms", p95, p95 <= limit))
+        floor = TARGETS["noisy_throughput"]
+        met = ratio is not None and ratio >= floor
+        rows.append(_row(f"noisy {case}: healthy throughput ÷ none ≥ {floor}", ratio, met))
+    return rows
+
+
+def _row(target: str, value, met: bool) -> dict:
+    return {"target": target, "value": value, "met": met}
