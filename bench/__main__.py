@@ -11,6 +11,7 @@ and writes ``bench/results/<UTC timestamp>.json``, ``.md`` and ``.png``. See REA
 
 import argparse
 import contextlib
+import functools
 import os
 import platform
 import sys
@@ -58,12 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     group = parser.add_argument_group("slow receivers (250 ms)")
     group.add_argument("--slow-n", type=int, default=3000, help="ours, thread pool, signal peer")
-    group.add_argument(
-        "--slow-celery-n",
-        type=int,
-        default=200,
-        help="bare task and django-webhook, one request in flight per pool process",
-    )
+    # The bare task and django-webhook hold one request in flight per pool process: fewer.
+    group.add_argument("--slow-celery-n", type=int, default=200, help="bare task, django-webhook")
     group.add_argument("--slow-delay-ms", type=int, default=250)
     group.add_argument(
         "--signal-threads",
@@ -89,12 +86,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     group = parser.add_argument_group("dead endpoint cost")
     group.add_argument("--dead-n", type=int, default=1000, help="notifications due to it")
     group.add_argument("--dead-window", type=float, default=15.0, help="seconds measured")
-    group.add_argument(
-        "--dead-warmup",
-        type=float,
-        default=3.0,
-        help="seconds of retries before measuring, with the circuit held closed",
-    )
+    group.add_argument("--dead-warmup", type=float, default=3.0, help="seconds of retries first")
     group = parser.add_argument_group("2. receiver throughput")
     group.add_argument("--receiver-n", type=int, default=2000)
     group.add_argument("--receiver-clients", type=int, default=16, help="concurrent requests")
@@ -298,37 +290,29 @@ def run_slow(ctx: Context) -> dict:
     )
 
 
-def run_noisy(ctx: Context) -> dict:
+# The scenarios that run on the default pool only: each size they take, by the argument
+# that sets it.
+DEFAULT_POOL_SIZES = {
+    "noisy": {
+        "n": "noisy_n",
+        "rate": "noisy_rate",
+        "burst": "noisy_burst",
+        "bad_n": "noisy_bad_n",
+        "drip_interval": "drip_interval",
+    },
+    "dead": {"n": "dead_n", "window": "dead_window", "warmup": "dead_warmup"},
+}
+
+
+def run_on_default_pool(scenario: str, ctx: Context) -> dict:
+    """``bench.<scenario>.run`` on the default pool, with its sizes (DEFAULT_POOL_SIZES)."""
+    import importlib
     from types import SimpleNamespace
 
-    from . import noisy
-
-    args = ctx.args
-    sizes = SimpleNamespace(
-        n=args.noisy_n,
-        rate=args.noisy_rate,
-        burst=args.noisy_burst,
-        bad_n=args.noisy_bad_n,
-        drip_interval=args.drip_interval,
-    )
-    return noisy.run(ctx.stack, app_id=ctx.app_id, config=ctx.pool, sizes=sizes, progress=ctx.bar)
-
-
-def run_dead(ctx: Context) -> dict:
-    from types import SimpleNamespace
-
-    from django.conf import settings
-
-    from . import dead
-
-    args = ctx.args
-    sizes = SimpleNamespace(
-        n=args.dead_n,
-        window=args.dead_window,
-        warmup=args.dead_warmup,
-        sweep_interval=settings.NOTIFY_SWEEP_INTERVAL,
-    )
-    return dead.run(ctx.stack, app_id=ctx.app_id, config=ctx.pool, sizes=sizes, progress=ctx.bar)
+    names = DEFAULT_POOL_SIZES[scenario]
+    sizes = SimpleNamespace(**{name: getattr(ctx.args, arg) for name, arg in names.items()})
+    module = importlib.import_module(f"bench.{scenario}")
+    return module.run(ctx.stack, app_id=ctx.app_id, config=ctx.pool, sizes=sizes, progress=ctx.bar)
 
 
 def run_receiver(ctx: Context) -> dict:
@@ -418,8 +402,8 @@ def run_scan(ctx: Context) -> dict:
 RUNNERS = {
     "sender": run_sender,
     "slow": run_slow,
-    "noisy": run_noisy,
-    "dead": run_dead,
+    "noisy": functools.partial(run_on_default_pool, "noisy"),
+    "dead": functools.partial(run_on_default_pool, "dead"),
     "receiver": run_receiver,
     "latency": run_latency,
     "storm": run_storm,

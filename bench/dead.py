@@ -90,12 +90,13 @@ def measure(stack, rows, *, window: float) -> dict:
 
 
 def run_case(stack, mode: str | None, circuit: bool, *, app_id: str, sizes) -> dict:
-    """One case on the running worker; ``sizes``: ``n``, ``window``, ``warmup``,
-    ``sweep_interval``."""
+    """One case on the running worker; ``sizes``: ``n``, ``window``, ``warmup``."""
+    from notifications.conf import notify_settings
+
     proxy = FaultProxy(mode=mode) if mode else None
     rows = None
     try:
-        with Beat(sizes.sweep_interval):
+        with Beat(notify_settings.SWEEP_INTERVAL):
             if proxy is not None:
                 proxy.start()
                 rows = backlog(app_id=app_id, url=f"{proxy.url}/notify", n=sizes.n)

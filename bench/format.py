@@ -17,3 +17,8 @@ def fmt(value, digits: int = 1) -> str:
 def ok(met) -> str:
     """A target's verdict: met, **missed**, or a dash when not measured."""
     return "—" if met is None else ("met" if met else "**missed**")
+
+
+def table_row(*cells) -> str:
+    """A Markdown table row of ``cells``, already formatted."""
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"

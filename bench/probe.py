@@ -20,18 +20,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-class MemorySampler:
+class Periodic:
+    """``with Periodic(interval, tick):`` calls ``tick()`` every ``interval`` seconds from a
+    thread of its own until the block ends."""
+
+    def __init__(self, interval: float, tick: Callable[[], object], *, name: str):
+        self.interval = interval
+        self.tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class MemorySampler(Periodic):
     """Samples the total RSS of ``processes()`` and Redis ``used_memory`` every ``interval``
     seconds in a thread; keeps the peaks and the last sample."""
 
     def __init__(self, *, processes: Callable[[], list], client: redis.Redis, interval=0.1):
+        super().__init__(interval, self.sample, name="memory-sampler")
         self.processes = processes
         self.client = client
-        self.interval = interval
         self.peak_rss = self.last_rss = 0
         self.peak_redis = self.last_redis = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
 
     def sample(self) -> None:
         rss = 0
@@ -42,40 +63,20 @@ class MemorySampler:
         self.last_rss, self.last_redis = rss, used
         self.peak_rss, self.peak_redis = max(self.peak_rss, rss), max(self.peak_redis, used)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
     def __enter__(self):
         self.sample()
-        self._thread.start()
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(*exc)
         self.sample()
 
 
-class Beat:
+class Beat(Periodic):
     """``with Beat(interval):`` sends the real ``notifications.sweep`` task every
-    ``interval`` seconds from a thread, as beat would, until the block ends."""
+    ``interval`` seconds, as beat would, until the block ends."""
 
     def __init__(self, interval: float):
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-beat", daemon=True)
-
-    def _run(self) -> None:
         from notifications.tasks import sweep
 
-        while not self._stop.wait(self.interval):
-            sweep.apply_async()
-
-    def __enter__(self) -> "Beat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__(interval, sweep.apply_async, name="bench-beat")

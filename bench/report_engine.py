@@ -2,7 +2,7 @@
 receivers, noisy neighbour, dead endpoint cost, and the pools side by side. ``bench.report``
 puts them in the run's Markdown; every figure comes from ``results``."""
 
-from .format import fmt
+from .format import fmt, table_row
 
 TARGETS = {
     "slow_vs_threads": 0.8,  # ours / thread pool with as many in flight, at least
@@ -40,12 +40,10 @@ def slow_lines(slow: dict) -> list[str]:
 
 def _slow_row(label: str, row: dict, in_flight, ours: dict) -> str:
     if "rate" not in row:
-        return f"| {label} | {fmt(in_flight)} | — | failed | — | — |"
+        return table_row(label, fmt(in_flight), "—", "failed", "—", "—")
     ratio = ours["rate"] / row["rate"] if ours.get("rate") and row["rate"] else None
-    return (
-        f"| {label} | {fmt(in_flight)} | {fmt(row['n'])} | {fmt(row['rate'])} "
-        f"| {fmt(row['errors'])} | {fmt(ratio, 2)} |"
-    )
+    cells = (fmt(row["n"]), fmt(row["rate"]), fmt(row["errors"]), fmt(ratio, 2))
+    return table_row(label, fmt(in_flight), *cells)
 
 
 def noisy_lines(noisy: dict) -> list[str]:
@@ -63,12 +61,17 @@ def noisy_lines(noisy: dict) -> list[str]:
     for case, row in noisy["cases"].items():
         bad = row.get("bad", {})
         stream = row["stream"]
+        latency = [fmt(stream[key]) for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
         lines.append(
-            f"| {case} | {fmt(bad.get('in_flight_at_start'))} | {fmt(row['burst']['rate'])} "
-            f"| {fmt(row.get('throughput_ratio'), 2)} | {fmt(stream['rate_paid'])} "
-            f"| {fmt(stream['p50_ms'])} | {fmt(stream['p95_ms'])} | {fmt(stream['p99_ms'])} "
-            f"| {fmt(stream['max_ms'])} | "
-            + (f"{bad['attempts']:,}, {bad['circuit']} |" if bad else "— |")
+            table_row(
+                case,
+                fmt(bad.get("in_flight_at_start")),
+                fmt(row["burst"]["rate"]),
+                fmt(row.get("throughput_ratio"), 2),
+                fmt(stream["rate_paid"]),
+                *latency,
+                f"{bad['attempts']:,}, {bad['circuit']}" if bad else "—",
+            )
         )
     return [*lines, ""]
 
@@ -88,12 +91,11 @@ def dead_lines(dead: dict) -> list[str]:
     for mode in ("refuse", "timeout"):
         for state, label in (("off", "held closed"), ("on", "defaults, open")):
             row = dead[mode][state]
-            net = row["worker_cpu_seconds_per_hour"] - idle["worker_cpu_seconds_per_hour"]
-            lines.append(
-                f"| {mode} | {label} | {fmt(row['attempts'])} | {fmt(row['attempts_per_hour'])} "
-                f"| {fmt(row['worker_cpu_seconds'], 2)} "
-                f"| {fmt(row['worker_cpu_seconds_per_hour'])} | {fmt(net)} |"
-            )
+            per_hour = row["worker_cpu_seconds_per_hour"]
+            attempts = (fmt(row["attempts"]), fmt(row["attempts_per_hour"]))
+            cpu = (fmt(row["worker_cpu_seconds"], 2), fmt(per_hour))
+            net = fmt(per_hour - idle["worker_cpu_seconds_per_hour"])
+            lines.append(table_row(mode, label, *attempts, *cpu, net))
     return [*lines, ""]
 
 
@@ -117,11 +119,10 @@ def pools_lines(results: dict) -> list[str]:
     for pool in pools:
         instant = sender.get(pool, {})
         rate = slow.get(pool, {}).get("rate")
-        lines.append(
-            f"| {pool} | {fmt(instant.get('ours', {}).get('rate'))} "
-            f"| {fmt(instant.get('ratios', {}).get('bare'), 2)} | {fmt(rate)} "
-            f"| {fmt(rate / threads if rate and threads else None, 2)} |"
-        )
+        versus = rate / threads if rate and threads else None
+        bare = fmt(instant.get("ratios", {}).get("bare"), 2)
+        ours = fmt(instant.get("ours", {}).get("rate"))
+        lines.append(table_row(pool, ours, bare, fmt(rate), fmt(versus, 2)))
     return [*lines, ""]
 
 
