@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -12,6 +13,13 @@ from . import selectors, services
 from .forms import RechargeForm
 from .models import Account, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page; in development (DEBUG) it also names the demo users."""
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "development": settings.DEBUG}
 
 
 @require_GET

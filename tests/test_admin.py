@@ -8,6 +8,7 @@ import responses
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import (
@@ -144,6 +145,9 @@ def one_of_each(make_order, recharge, account):
     CrontabSchedule.objects.create(minute="0", hour="3")
     SolarSchedule.objects.create(event="sunrise", latitude=31.23, longitude=121.47)
     ClockedSchedule.objects.create(clocked_time=timezone.now())
+    browser = Client()  # django-axes's rows: a log-in (access log), then a failure
+    browser.post(reverse("login"), {"username": "alice", "password": "alice-password"})
+    Client().post(reverse("login"), {"username": "alice", "password": "wrong"})
 
 
 def registered_models() -> list:
