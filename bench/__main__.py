@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import platform
+import signal
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from devstack.stack import Stack
 
 from . import report
 from .cpu import CpuMeter
-from .sender import PoolConfig
+from .pools import PoolConfig
 from .stack import BENCH_VAR, CIRCUIT_OFF, close_bench, fresh_stack, start_bench, start_worker
 
 SCENARIOS = ("sender", "slow", "noisy", "dead", "receiver", "latency", "storm", "scan")
@@ -58,9 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "the first is the default pool the other scenarios use",
     )
     group = parser.add_argument_group("slow receivers (250 ms)")
-    group.add_argument("--slow-n", type=int, default=3000, help="ours, thread pool, signal peer")
+    group.add_argument("--slow-n", type=int, default=3000, help="ours, thread pool")
     # The bare task and django-webhook hold one request in flight per pool process: fewer.
     group.add_argument("--slow-celery-n", type=int, default=200, help="bare task, django-webhook")
+    # django-signal-webhooks spends ~70 ms of CPU per event (a thread, an event loop and an
+    # httpx client each): fewer too.
+    group.add_argument("--slow-signal-n", type=int, default=400, help="django-signal-webhooks")
     group.add_argument("--slow-delay-ms", type=int, default=250)
     group.add_argument(
         "--signal-threads",
@@ -276,6 +280,7 @@ def run_slow(ctx: Context) -> dict:
     sizes = SimpleNamespace(
         n=args.slow_n,
         celery_n=args.slow_celery_n,
+        signal_n=args.slow_signal_n,
         delay_ms=args.slow_delay_ms,
         signal_threads=args.signal_threads,
         timeout=args.timeout,
@@ -423,8 +428,17 @@ def step_count(args) -> int:
     return sum(counts.get(name, 1) for name in args.only)
 
 
+def stop_on_signals() -> None:
+    """SIGTERM, and SIGINT even where a shell started us in the background with it ignored,
+    end the run through ``finally``: the stack's processes run in sessions of their own and
+    would otherwise outlive us."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    stop_on_signals()
     started = time.perf_counter()
     load = LoadWatch()
     phases = Phases()
@@ -452,7 +466,7 @@ def main(argv=None) -> int:
             if name in args.only:
                 with phases(name):
                     results[name] = RUNNERS[name](ctx)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         print("\nbench: interrupted; stopping the stack", file=sys.stderr)
         failed = True
     except Exception:  # report what was measured so far, then fail

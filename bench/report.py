@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import report_engine
 from .format import fmt, ok
+from .pools import pool_label
 
 TARGETS = {
     "sender_vs_bare": 1.0,  # ours / bare Celery task, at least
@@ -31,8 +32,7 @@ def evaluate(results: dict) -> list[dict]:
         ratios = best["ratios"]
         rows.append(
             {
-                "target": f"sender ours/bare ≥ {TARGETS['sender_vs_bare']} ({best['pool']}:"
-                f"{best['concurrency']})",
+                "target": f"sender ours/bare ≥ {TARGETS['sender_vs_bare']} ({pool_label(best)})",
                 "value": ratios["bare"],
                 "met": ratios["bare"] is not None and ratios["bare"] >= TARGETS["sender_vs_bare"],
             }
@@ -115,7 +115,7 @@ def _sender_lines(sender: dict) -> list[str]:
     ]
     best = best_sender(sender)
     for config in sender["configs"]:
-        name = f"{config['pool']}:{config['concurrency']}"
+        name = pool_label(config)
         if config is best:
             name = f"**{name}** (best)"
         cells = [
@@ -269,7 +269,7 @@ def cpu_table(results: dict) -> list[str]:
     sender = results.get("sender")
     best = best_sender(sender) if sender else None
     if best:
-        pool = f"{best['pool']}:{best['concurrency']}"
+        pool = pool_label(best)
         for key, label in (("ours", "ours"), ("bare", "bare Celery task"), ("peer", "peer")):
             rows.append((f"sender {label} ({pool}), per notification", best[key]))
     slow = results.get("slow")
@@ -319,7 +319,7 @@ def chart(results: dict, path: Path) -> Path | None:
                 xs = [i + index * width for i in range(len(configs))]
                 ax.bar(xs, rates, width, label=label)
             ax.set_xticks([i + 0.4 - width / 2 for i in range(len(configs))])
-            ax.set_xticklabels([f"{c['pool']}:{c['concurrency']}" for c in configs])
+            ax.set_xticklabels([pool_label(c) for c in configs])
             ax.set_ylabel("notifications/s")
             ax.set_title(f"Sender, {results['sender']['n']:,} due at once")
             ax.legend(fontsize=8)

@@ -3,6 +3,7 @@ receivers, noisy neighbour, dead endpoint cost, and the pools side by side. ``be
 puts them in the run's Markdown; every figure comes from ``results``."""
 
 from .format import fmt, table_row
+from .pools import pool_label
 
 TARGETS = {
     "slow_vs_threads": 0.8,  # ours / thread pool with as many in flight, at least
@@ -101,9 +102,8 @@ def dead_lines(dead: dict) -> list[str]:
 
 def pools_lines(results: dict) -> list[str]:
     """Ours on every pool, instant and slow receivers side by side."""
-    sender = {
-        f"{c['pool']}:{c['concurrency']}": c for c in results.get("sender", {}).get("configs", [])
-    }
+    configs = results.get("sender", {}).get("configs", [])
+    sender = {pool_label(c): c for c in configs}
     slow = results.get("slow", {}).get("ours", {})
     pools = list(dict.fromkeys([*sender, *slow]))
     if not pools:

@@ -27,22 +27,9 @@ from devstack.stack import Stack
 from . import peers
 from .common import recharge_data
 from .contenders import bare_send, outbox_create, signed_bodies, thread_pool_post
+from .pools import PoolConfig
 
 CONTENDERS = ("ours", "bare", "threads", "peer")
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    pool: str
-    concurrency: int
-
-    @classmethod
-    def parse(cls, text: str) -> "PoolConfig":
-        pool, _, concurrency = text.partition(":")
-        return cls(pool.strip(), int(concurrency or 4))
-
-    def __str__(self):
-        return f"{self.pool}:{self.concurrency}"
 
 
 @dataclass

@@ -12,7 +12,7 @@ Everything else, the middleware and every ``NOTIFY_*`` / ``ACCOUNTS_*`` setting 
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import CELERY_TASK_ROUTES, INSTALLED_APPS
+from config.settings import CELERY_TASK_ROUTES, INSTALLED_APPS, LOGGING
 
 INSTALLED_APPS = [*INSTALLED_APPS, "django_webhook", "signal_webhooks", "bench"]
 ROOT_URLCONF = "bench.urls"
@@ -38,3 +38,7 @@ CELERY_TASK_ROUTES = {
     "bench.noop": {"queue": "bench"},
     "django_webhook.tasks.fire_webhook": {"queue": "bench"},
 }
+
+# httpx logs every request at INFO: django-signal-webhooks' thousands of POSTs would bury the
+# tables the driver prints.
+LOGGING = {**LOGGING, "loggers": {**LOGGING.get("loggers", {}), "httpx": {"level": "WARNING"}}}

@@ -135,8 +135,9 @@ def test_cpu_meter_attributes_this_process_cpu_to_the_driver():
 # endpoints' attempts end (and their circuits open) within the test.
 TINY_ENGINE_RUN = (
     "--only slow,noisy,dead --pools prefork:2 --origins 2 --slow-n 40 --slow-celery-n 8 "
-    "--signal-threads 8 --noisy-n 10 --noisy-burst 20 --noisy-bad-n 40 --drip-interval 0.5 "
-    "--dead-n 40 --dead-window 1 --dead-warmup 0.5 --set NOTIFY_ATTEMPT_DEADLINE=2"
+    "--slow-signal-n 8 --signal-threads 8 --noisy-n 10 --noisy-burst 20 --noisy-bad-n 40 "
+    "--drip-interval 0.5 --dead-n 40 --dead-window 1 --dead-warmup 0.5 "
+    "--set NOTIFY_ATTEMPT_DEADLINE=2"
 )
 
 
