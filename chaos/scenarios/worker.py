@@ -50,6 +50,9 @@ def worker_killed(run: ChaosRun) -> None:
     )
 
 
+BATCH_LATENCY = 2.0  # seconds the receiver takes to answer in scenario 12
+
+
 def batch_killed(run: ChaosRun) -> None:
     """12. The orders' notifications wait in the outbox for a worker; the receiver answers
     after ``BATCH_LATENCY`` seconds. A worker starts, claims a batch and is SIGKILLed (its
@@ -62,10 +65,36 @@ def batch_killed(run: ChaosRun) -> None:
     run.start("web", "payments", "beat")  # no worker: every notification waits, due
     state = run.drive(plan_orders(sizes.orders, seed=14)).wait(timeout=DRIVE_TIMEOUT)
     batch = min(int(run.env["NOTIFY_ENDPOINT_MAX_IN_FLIGHT"]), len(state.tx_nos)) // 2
-    in_flight, last_kill = [], 0.0
-    for _ in range(sizes.kills):
+    in_flight, kills = _kill_batches(run, batch)
+    run.end_fault(kills[-1])
+    run.start("worker")
+    run.settle()
+    run.figures()
+    run.check_drive(state)
+    abandoned = _check_abandoned(run)
+    held = [sum(s.arrived < kill < s.answered for s in run.receiver.seen) for kill in kills]
+    run.check(
+        "every kill cut off requests the receiver was holding",
+        all(held),
+        f"claimed {in_flight}, being answered {held}",
+    )
+    run.note(
+        f"{sizes.kills} SIGKILLs of the worker group with {'+'.join(map(str, in_flight))} "
+        f"attempts claimed ({'+'.join(map(str, held))} of them being answered by the receiver, "
+        f"which takes {BATCH_LATENCY:g}s, when the group died); {abandoned} abandoned attempts "
+        "released by the sweeper and made again"
+    )
+
+
+def _kill_batches(run: ChaosRun, batch: int) -> tuple[list, list]:
+    """``kills`` times: start a worker, SIGKILL its group once ``batch`` attempts or more
+    claimed since the last kill are in flight and have had time to reach the receiver
+    (which holds each for ``BATCH_LATENCY`` seconds). Returns (attempts in flight at each kill,
+    the kills' ``time.time()``)."""
+    in_flight, kills = [], [0.0]
+    for _ in range(run.sizes.kills):
         run.start("worker")
-        since = last_kill
+        since = kills[-1]
         in_flight.append(
             wait_until(
                 lambda since=since: _at_least(sending_now(claimed_after=since), batch),
@@ -74,24 +103,11 @@ def batch_killed(run: ChaosRun) -> None:
                 what="a batch in flight",
             )
         )
+        time.sleep(BATCH_LATENCY / 4)  # the batch's requests reach the receiver, held there
         run.stack.kill("worker")
-        last_kill = time.time()
+        kills.append(time.time())
         run.say(f"SIGKILLed the worker group with {in_flight[-1]} attempts in flight")
-    run.end_fault(last_kill)
-    run.start("worker")
-    run.settle()
-    run.figures()
-    run.check_drive(state)
-    abandoned = _check_abandoned(run)
-    run.check(f"each kill hit a batch of {batch} or more in flight", len(in_flight) == sizes.kills)
-    run.note(
-        f"{sizes.kills} SIGKILLs of the worker group with {'+'.join(map(str, in_flight))} "
-        f"attempts in flight at a receiver answering in {BATCH_LATENCY:g}s; {abandoned} "
-        "abandoned attempts released by the sweeper and made again"
-    )
-
-
-BATCH_LATENCY = 2.0  # seconds the receiver takes to answer in scenario 12
+    return in_flight, kills[1:]
 
 
 def _at_least(count: int, floor: int) -> int:
