@@ -95,24 +95,18 @@ def _kill_batches(run: ChaosRun, batch: int) -> tuple[list, list]:
     for _ in range(run.sizes.kills):
         run.start("worker")
         since = kills[-1]
-        in_flight.append(
-            wait_until(
-                lambda since=since: _at_least(sending_now(claimed_after=since), batch),
-                timeout=60,
-                interval=0.02,
-                what="a batch in flight",
-            )
+        wait_until(
+            lambda since=since: sending_now(claimed_after=since) >= batch,
+            timeout=60,
+            interval=0.02,
+            what="a batch in flight",
         )
         time.sleep(BATCH_LATENCY / 4)  # the batch's requests reach the receiver, held there
+        in_flight.append(sending_now(claimed_after=since))
         run.stack.kill("worker")
         kills.append(time.time())
         run.say(f"SIGKILLed the worker group with {in_flight[-1]} attempts in flight")
     return in_flight, kills[1:]
-
-
-def _at_least(count: int, floor: int) -> int:
-    """``count`` when it is ``floor`` or more, else 0 (not yet)."""
-    return count if count >= floor else 0
 
 
 def _check_abandoned(run: ChaosRun) -> int:
