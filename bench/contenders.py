@@ -85,3 +85,17 @@ def thread_pool_post(
 
     with ThreadPoolExecutor(max_workers=threads) as executor:
         return list(executor.map(post, enumerate(bodies), timeout=timeout))
+
+
+def attempt_errors(tag: str) -> dict[str, int]:
+    """``{error: failed attempts}`` of ours for the notifications of ``tag`` (why a run was
+    slow or did not finish: a receiver refusing, timing out, a circuit that opened)."""
+    from django.db.models import Count
+
+    from notifications.models import DeliveryAttempt
+
+    failed = DeliveryAttempt.objects.filter(
+        notification__subject__startswith=f"{tag}-", succeeded=False
+    )
+    counts = failed.values("error").annotate(n=Count("pk")).order_by("-n")[:10]
+    return {row["error"]: row["n"] for row in counts}

@@ -3,7 +3,8 @@
 One aiohttp process listening on several loopback ports (several origins, so several
 endpoints for ``notifications``), cheap enough to hold hundreds of slow requests at once.
 A request's path says how to answer and whose it is: ``POST /<delay ms>/<tag>/...`` reads
-the body, waits ``delay`` milliseconds (at most ``MAX_DELAY_MS``) and answers 204. Per tag
+the body, waits ``delay`` milliseconds (at most ``MAX_DELAY_MS``) and answers 204, or the
+status its query asks for (``?status=503``: a server in an outage). Per tag
 the process keeps how many requests it has answered and when it answered the last one
 (``GET /_count/<tag>``: ``{"answered": n, "last": time.time()}``), and when each
 ``webhook-id`` first arrived (``GET /_arrivals/<tag>``: ``{webhook_id: time.time()}``). A
@@ -44,7 +45,7 @@ class Tally:
         await asyncio.sleep(min(int(delay_ms), MAX_DELAY_MS) / 1000)
         self.answered[tag] += 1
         self.last[tag] = time.time()
-        return web.Response(status=204)
+        return web.Response(status=int(request.query.get("status", 204)))
 
     async def count(self, request: web.Request) -> web.Response:
         tag = request.match_info["tag"]

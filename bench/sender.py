@@ -26,7 +26,13 @@ from devstack.stack import Stack
 
 from . import peers
 from .common import recharge_data
-from .contenders import bare_send, outbox_create, signed_bodies, thread_pool_post
+from .contenders import (
+    attempt_errors,
+    bare_send,
+    outbox_create,
+    signed_bodies,
+    thread_pool_post,
+)
 from .pools import PoolConfig
 
 CONTENDERS = ("ours", "bare", "threads", "peer")
@@ -129,6 +135,8 @@ def run_config(
             results[name]["cpu_ms"] = cpu.per_item(n)
         except WaitTimeout as exc:
             results[name] = {"error": str(exc)}
+        if name == "ours":
+            results[name]["attempt_errors"] = attempt_errors(tag)
         # Let the stragglers of one contender (a last ack, the peer's event updates) settle
         # before the next starts.
         time.sleep(0.5)

@@ -20,7 +20,13 @@ from devstack.stack import Stack
 
 from . import peers
 from .common import recharge_data
-from .contenders import bare_send, outbox_create, signed_bodies, thread_pool_post
+from .contenders import (
+    attempt_errors,
+    bare_send,
+    outbox_create,
+    signed_bodies,
+    thread_pool_post,
+)
 from .echo import Receivers, answered
 from .pools import PoolConfig
 
@@ -49,7 +55,9 @@ def run_ours(receivers: Receivers, *, app_id: str, n: int, tag: str) -> dict:
         timeout=receivers.timeout,
         what=f"{n} notifications recorded delivered",
     )
-    return _rate(n, committed, count, errors=rows.filter(attempt_count__gt=1).count())
+    result = _rate(n, committed, count, errors=rows.filter(attempt_count__gt=1).count())
+    result["attempt_errors"] = attempt_errors(tag)
+    return result
 
 
 def run_threads(receivers: Receivers, *, n: int, tag: str, threads: int) -> dict:
@@ -130,7 +138,8 @@ def measure(name: str, run, *, meter, **kwargs) -> dict:
 
 def run(stack: Stack, *, app_id: str, configs: list[PoolConfig], sizes, progress, meter):
     """Every contender (see the module docstring): the baselines on ``configs[0]``, the
-    default pool, then ours on each of ``configs``. ``sizes``: ``n``, ``celery_n``,
+    default pool, then ours on each of ``configs``; ours ÷ each baseline per pool, and the
+    pool where ours was fastest. ``sizes``: ``n``, ``celery_n``,
     ``signal_n``, ``delay_ms``, ``signal_threads``, ``timeout``. Returns the figures and ratios."""
     from .stack import echo_origins, start_worker
 
@@ -161,7 +170,9 @@ def run(stack: Stack, *, app_id: str, configs: list[PoolConfig], sizes, progress
     stack.stop("worker")
     results["ours"] = ours
     results["default_pool"] = str(default)
-    results["ratios"] = ratios(ours[str(default)], results, baselines)
+    rated = [pool for pool, row in ours.items() if row.get("rate")]
+    results["best_pool"] = max(rated, key=lambda pool: ours[pool]["rate"]) if rated else None
+    results["ratios"] = {pool: ratios(row, results, baselines) for pool, row in ours.items()}
     return results
 
 

@@ -3,24 +3,25 @@ been attempted three times; the worker's peak RSS (all its processes) and Redis'
 ``used_memory`` then, compared between a small and a large N. What waits for a retry must
 wait in the database, not in the broker or the worker's memory.
 
-The receiver is the fault proxy (``devstack.proxy``) answering 503 to everything, in this
-process; it counts the requests it refused. The worker runs the documented default pool with
-the real retry schedule compressed by ``NOTIFY_TIME_SCALE`` (so three rounds take seconds,
-not minutes) and the circuit breaker held closed (``stack.CIRCUIT_OFF``: open, it would let
-one probe through per wait and the rounds would never end); beat is played by the driver,
-which sends the real ``notifications.sweep`` task every ``NOTIFY_SWEEP_INTERVAL``.
+The receivers are the echo server's origins (``bench.echo``) answering 503 to everything,
+as many merchants' servers would in an outage (one endpoint alone would be held to its cap
+of requests in flight); they count the requests they refused. The worker runs the default
+pool with the real retry schedule compressed by ``NOTIFY_TIME_SCALE`` (so three rounds take
+seconds, not minutes) and the circuit breaker held closed (``stack.CIRCUIT_OFF``: open, it
+would let one probe through per wait and the rounds would never end); beat is played by the
+driver, which sends the real ``notifications.sweep`` task every ``NOTIFY_SWEEP_INTERVAL``.
 """
 
 import functools
 import time
 import uuid
 
-from devstack.proxy import FaultProxy
 from devstack.settle import wait_until
 
 from .contenders import outbox_create
+from .echo import answered
 from .probe import Beat, MemorySampler
-from .stack import process_tree, start_worker
+from .stack import echo_origins, process_tree, start_worker
 
 ROUNDS = 3
 
@@ -29,28 +30,31 @@ def run_one(stack, *, n: int, config, **storm) -> dict:
     """One storm of ``n`` on a fresh worker of pool ``config``; memory figures after
     ``ROUNDS`` attempts each. ``storm``: ``app_id``, ``env`` (the worker's settings),
     ``timeout`` and ``progress``, as ``_storm`` takes them."""
-    with stack.redis() as client, FaultProxy(mode="error", error_status=503) as receiver:
+    tag = f"ST{uuid.uuid4().hex[:6]}"
+    with stack.redis() as client:
         client.flushdb()
         start_worker(stack, pool=config.pool, concurrency=config.concurrency, **storm["env"])
-        result = _storm(stack, client, n=n, url=f"{receiver.url}/", **storm)
-        result["refused_by_receiver"] = receiver.injected()["error"]
+        urls = [f"{origin}/0/{tag}/notify?status=503" for origin in echo_origins(stack)]
+        result = _storm(stack, client, n=n, tag=tag, urls=urls, **storm)
+        result["refused_by_receiver"] = answered(echo_origins(stack)[0], tag)["answered"]
         client.flushdb()
     return result
 
 
-def _storm(stack, client, *, n: int, url: str, app_id: str, env: dict, timeout: float, progress):
-    """Create ``n`` notifications to ``url`` at once, sweep as beat would (every
+def _storm(
+    stack, client, *, n: int, tag: str, urls: list, app_id: str, env: dict, timeout: float, progress
+):
+    """Create ``n`` notifications to ``urls`` at once, sweep as beat would (every
     ``env["NOTIFY_SWEEP_INTERVAL"]`` s) until each was attempted ``ROUNDS`` times or
     ``timeout`` s passed (WaitTimeout), stop the worker; the figures (dict)."""
     from notifications.models import Notification
 
-    tag = f"ST{uuid.uuid4().hex[:6]}"
     rows = Notification.objects.filter(subject__startswith=f"{tag}-")
     behind = rows.filter(attempt_count__lt=ROUNDS)
     worker = functools.partial(process_tree, stack, "worker")
     with MemorySampler(processes=worker, client=client) as memory:
         idle_rss, idle_redis = memory.last_rss, memory.last_redis
-        started, _ = outbox_create(app_id=app_id, urls=[url], n=n, tag=tag)
+        started, _ = outbox_create(app_id=app_id, urls=urls, n=n, tag=tag)
         last_report = [0.0]
 
         def done() -> bool:
