@@ -83,6 +83,7 @@ def redelivered(run: ChaosRun) -> None:
     run.start("web", "payments", "worker", "beat")
     state = run.drive(plan_orders(sizes.orders, seed=6))
     duplicated: Counter = Counter()
+    burst: Counter = Counter()  # the freezer's own wake-ups, sent just before each freeze
     stop = threading.Event()
 
     def duplicate_in_flight() -> None:
@@ -93,7 +94,7 @@ def redelivered(run: ChaosRun) -> None:
                 duplicated[notification_id] += 1
 
     duplicator = threading.Thread(target=duplicate_in_flight, daemon=True)
-    freezer = threading.Thread(target=_freeze_worker, args=(run, stop), daemon=True)
+    freezer = threading.Thread(target=_freeze_worker, args=(run, stop, burst), daemon=True)
     duplicator.start()
     freezer.start()
     try:
@@ -119,22 +120,34 @@ def redelivered(run: ChaosRun) -> None:
     )
     run.note(
         f"{redelivered_ids} messages redelivered by the broker (visibility 2 s) and "
-        f"{sum(duplicated.values())} sent by hand; whichever copy came first claimed the "
-        "attempt, the others found nothing to do: no attempt went out twice"
+        f"{sum(duplicated.values()) + sum(burst.values())} sent by hand; whichever copy came "
+        "first claimed the attempt, the others found nothing to do: no attempt went out twice"
     )
 
 
 FREEZES = 5  # times the worker is frozen past the visibility timeout, at most
 FROZEN = 3.5  # seconds each time: past the 2 s visibility timeout
+BURST = 200  # wake-ups published right before each freeze, so the worker holds some
 
 
-def _freeze_worker(run: ChaosRun, stop: threading.Event) -> None:
+def _freeze_worker(run: ChaosRun, stop: threading.Event, burst: Counter) -> None:
     """SIGSTOP the worker's whole process group for FROZEN seconds, up to FREEZES times while
-    orders are placed: the messages it had reserved outlive the visibility timeout and the
-    broker hands them out again once it runs (SIGCONT)."""
+    orders are placed, each time right after publishing BURST wake-ups (counted in
+    ``burst``): the worker is taking them when it stops, so it holds some reserved (a worker
+    that keeps up with the orders holds none between two of them); they outlive the
+    visibility timeout and the broker hands them out again once it runs (SIGCONT)."""
+    from django.db import connection
+
+    from notifications.models import Notification
+
     for _ in range(FREEZES):
         if stop.wait(2.0):
             return
+        ids = list(Notification.objects.values_list("pk", flat=True)[:BURST])
+        connection.close()  # this thread's, not left open for the next scenario's DROP
+        for notification_id in (ids * BURST)[:BURST]:
+            run.stack.send_deliver(notification_id)
+            burst[notification_id] += 1
         group = run.stack.pid("worker")
         os.killpg(group, signal.SIGSTOP)
         try:
