@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notifications.selectors import notifications_for_subject
@@ -29,6 +30,11 @@ Status = RechargeStatus
 
 class OrderConflict(Exception):
     """The ``out_trade_no`` already names an order with different parameters."""
+
+
+class PaymentRefused(Exception):
+    """The order cannot be paid any more: its time-to-live has passed or its merchant was
+    deactivated. The message is for the payer."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +201,23 @@ def recharge_order_create(
 
 
 def recharge_order_pay(*, tx_no: str) -> RechargeOrder:
-    """The sandbox channel reports success: 0→100 and a ``recharge.succeeded`` notification."""
-    return _finish(tx_no=tx_no, status=Status.SUCCEEDED, reason="")[0]
+    """The sandbox channel reports success: 0→100 and a ``recharge.succeeded`` notification.
+
+    Only while the order is payable, decided in the same conditional update: created less
+    than ``PAYMENTS_ORDER_TTL`` seconds ago (whether or not the expiry tick has run) and its
+    merchant active. Raises ``PaymentRefused`` otherwise: a stale order is expired on the
+    spot (``recharge.failed``, as the tick would have); a deactivated merchant's order stays
+    pending until it expires. An order already final is returned unchanged.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.PAYMENTS_ORDER_TTL)
+    payable = Q(created_at__gte=cutoff, merchant__is_active=True)
+    order, moved = _finish(tx_no=tx_no, status=Status.SUCCEEDED, reason="", only_if=payable)
+    if moved or order.status != Status.PENDING:
+        return order
+    if order.created_at < cutoff:
+        recharge_order_expire(tx_no=tx_no)
+        raise PaymentRefused("This order has expired; it was not paid.")
+    raise PaymentRefused("This merchant no longer accepts payments; the order was not paid.")
 
 
 def recharge_order_decline(*, tx_no: str) -> RechargeOrder:
@@ -224,16 +245,19 @@ def recharge_orders_expire_stale(*, limit: int = 500) -> int:
     return sum(_finish(tx_no=tx_no, status=Status.FAILED, reason="expired")[1] for tx_no in stale)
 
 
-def _finish(*, tx_no: str, status: Status, reason: str) -> tuple[RechargeOrder, bool]:
+def _finish(
+    *, tx_no: str, status: Status, reason: str, only_if: Q | None = None
+) -> tuple[RechargeOrder, bool]:
     """Move a pending order to ``status`` and write its notification, atomically.
 
-    Returns ``(order, moved)``. Idempotent: an order that is already final is returned
-    unchanged (``moved`` False) and notifies nothing.
+    Returns ``(order, moved)``. Idempotent: an order that is already final, or that does not
+    match ``only_if``, is returned unchanged (``moved`` False) and notifies nothing.
     Raises ``RechargeOrder.DoesNotExist`` for an unknown tx_no.
     """
     now = timezone.now()
+    pending = RechargeOrder.objects.filter(tx_no=tx_no, status=Status.PENDING)
     with transaction.atomic():
-        moved = RechargeOrder.objects.filter(tx_no=tx_no, status=Status.PENDING).update(
+        moved = pending.filter(only_if or Q()).update(
             status=status,
             finished_at=now,
             paid_at=now if status == Status.SUCCEEDED else None,

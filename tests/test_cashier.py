@@ -1,11 +1,13 @@
 """The sandbox cashier page (payments/views.py): show, pay, decline, CSRF."""
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from notifications.models import Notification
-from payments.models import RechargeOrder
+from payments.models import Merchant, RechargeOrder
 
 Status = RechargeOrder.Status
 
@@ -135,3 +137,50 @@ def test_post_with_the_pages_csrf_token_pays(order):
 
     assert response.status_code == 302
     assert status_of(order) == Status.SUCCEEDED
+
+
+def test_pay_past_the_time_to_live_expires_the_order_instead(client, order, settings):
+    """The expiry tick has not run yet, but the order is older than PAYMENTS_ORDER_TTL: the
+    payer is told, the order is failed as "expired" (one recharge.failed), never succeeded."""
+    RechargeOrder.objects.filter(pk=order.pk).update(
+        created_at=order.created_at - timedelta(seconds=settings.PAYMENTS_ORDER_TTL + 1)
+    )
+
+    response = client.post(cashier_url(order), {"action": "pay"})
+
+    assert response.status_code == 409
+    assert "This order has expired; it was not paid." in response.content.decode()
+    order.refresh_from_db()
+    assert (order.status, order.failure_reason, order.paid_at) == (Status.FAILED, "expired", None)
+    assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.failed"]
+
+
+def test_pay_just_inside_the_time_to_live_succeeds(client, order, settings):
+    """The age check is not off by a tick: an order 2 s younger than its TTL is still paid."""
+    RechargeOrder.objects.filter(pk=order.pk).update(
+        created_at=order.created_at - timedelta(seconds=settings.PAYMENTS_ORDER_TTL - 2)
+    )
+
+    assert client.post(cashier_url(order), {"action": "pay"}).status_code == 302
+    assert status_of(order) == Status.SUCCEEDED
+
+
+def test_deactivated_merchants_order_cannot_be_paid(client, order):
+    """A merchant deactivated after the order was created: 409 with the reason, the order
+    still pending (it expires with its TTL), no notification written."""
+    Merchant.objects.filter(pk=order.merchant_id).update(is_active=False)
+
+    response = client.post(cashier_url(order), {"action": "pay"})
+
+    assert response.status_code == 409
+    assert "This merchant no longer accepts payments" in response.content.decode()
+    assert status_of(order) == Status.PENDING
+    assert not Notification.objects.exists()
+
+
+def test_deactivated_merchants_order_can_still_be_declined(client, order):
+    """Declining pays nothing: the payer can still close the order."""
+    Merchant.objects.filter(pk=order.merchant_id).update(is_active=False)
+
+    assert client.post(cashier_url(order), {"action": "decline"}).status_code == 302
+    assert status_of(order) == Status.FAILED
