@@ -139,43 +139,35 @@ def test_undelivered_report_lists_each_endpoint_and_exits_1(endpoint):
     assert lines[-1] == "2 undelivered notification(s) on 1 endpoint(s)."
 
 
-def test_a_merchants_ops_url_follows_notify_url_rules(settings):
-    """create_merchant --ops-url: on an allowed host and past the SSRF guard, or refused;
-    the resolver hands it to notifications."""
+def create_merchant_with_ops_url(host: str, ops_url: str) -> None:
+    call_command(
+        "create_merchant", "Shop", "--allowed-host", host, "--ops-url", ops_url, stdout=StringIO()
+    )
+
+
+@pytest.mark.parametrize(
+    ("ops_url", "reason"),
+    [
+        ("https://elsewhere.example/ops", "not among this merchant's allowed hosts"),
+        ("http://127.0.0.1/ops", "loopback"),
+    ],
+)
+def test_a_merchants_ops_url_is_refused_where_a_notify_url_would_be(settings, ops_url, reason):
+    """create_merchant --ops-url: off the allowed hosts or refused by the SSRF guard, nothing
+    is created."""
     from django.core.management import CommandError
 
+    settings.NOTIFY_ALLOWED_NETWORKS = []
+    with pytest.raises(CommandError, match=reason):
+        create_merchant_with_ops_url("127.0.0.1", ops_url)
+    assert not Merchant.objects.exists()
+
+
+def test_a_merchants_ops_url_reaches_notifications():
+    """An accepted ops URL is what the resolver hands to notifications."""
     from payments.selectors import merchant_ops_url
 
-    settings.NOTIFY_ALLOWED_NETWORKS = []
-    with pytest.raises(CommandError, match="not among this merchant's allowed hosts"):
-        call_command(
-            "create_merchant",
-            "Shop",
-            "--allowed-host",
-            "127.0.0.1",
-            "--ops-url",
-            "https://elsewhere.example/ops",
-            stdout=StringIO(),
-        )
-    with pytest.raises(CommandError, match="loopback"):
-        call_command(
-            "create_merchant",
-            "Shop",
-            "--allowed-host",
-            "127.0.0.1",
-            "--ops-url",
-            "http://127.0.0.1/ops",
-            stdout=StringIO(),
-        )
-    call_command(
-        "create_merchant",
-        "Shop",
-        "--allowed-host",
-        "93.184.215.14",
-        "--ops-url",
-        "https://93.184.215.14/ops",
-        stdout=StringIO(),
-    )
+    create_merchant_with_ops_url("93.184.215.14", "https://93.184.215.14/ops")
 
     merchant = Merchant.objects.get()
     assert merchant_ops_url(merchant.app_id) == "https://93.184.215.14/ops"
