@@ -26,6 +26,12 @@ def recharges_to_reconcile(*, now: datetime) -> QuerySet:
     )
 
 
+def recharges_pending_count(*, account) -> int:
+    """How many of ``account``'s recharges are pending: started, and not yet paid, declined
+    or expired at payments."""
+    return Recharge.objects.filter(account=account, status=Recharge.Status.PENDING).count()
+
+
 def recharges_for_user(*, user, limit: int = 20) -> QuerySet:
     """The user's own recharges, newest first."""
     return Recharge.objects.filter(account__user=user).order_by("-created_at")[:limit]

@@ -7,6 +7,7 @@ the status is read and moved under a row lock, the ledger's unique tx_no backs i
 
 import hmac
 import logging
+import math
 import secrets
 from collections import Counter
 
@@ -16,9 +17,11 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from core.throttling import throttle_hit
+
 from .models import Account, InboundNotification, LedgerEntry, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
-from .selectors import recharges_to_reconcile
+from .selectors import recharges_pending_count, recharges_to_reconcile
 
 logger = logging.getLogger(__name__)
 Status = Recharge.Status
@@ -32,6 +35,19 @@ class UnknownRecharge(Exception):
 class WebhookIdReused(Exception):
     """A webhook-id already received with a different payload: a forgery or a sender bug,
     never applied (a genuine retry carries the same bytes)."""
+
+
+class RechargeRefused(Exception):
+    """A recharge the user may not start now; nothing was written and payments was not
+    called. The message, for the user, says why and what to do."""
+
+
+class RechargeRateExceeded(RechargeRefused):
+    """The user started more than ``ACCOUNTS_RECHARGE_USER_RATE`` recharges in the window."""
+
+
+class RechargePendingLimit(RechargeRefused):
+    """``ACCOUNTS_RECHARGE_PENDING_MAX`` of the user's recharges are still pending."""
 
 
 class ResultMismatch(Exception):
@@ -49,15 +65,41 @@ def account_create(*, user, currency: str) -> Account:
 def recharge_start(*, account: Account, amount: int, client: PaymentsClient) -> Recharge:
     """Record a recharge and create its order at payments; the result has a ``cashier_url``.
 
+    Refused before anything is written or payments is called, so that one user cannot spend
+    the order-creation budget all users share at payments: ``RechargeRateExceeded`` past
+    ``ACCOUNTS_RECHARGE_USER_RATE`` starts by the account's user (counted in the cache, also
+    when refused; let through if the cache is down), ``RechargePendingLimit`` while
+    ``ACCOUNTS_RECHARGE_PENDING_MAX`` of the account's recharges are pending.
+
     The row is written before the API call, so a call that times out is not forgotten:
     reconciliation repeats the (idempotent) create to learn its tx_no. Raises PaymentsApiError.
     """
-    recharge = Recharge.objects.create(
-        account=account,
-        out_trade_no=f"R{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(6)}",
-        amount=amount,
-        currency=account.currency,
+    wait = throttle_hit(
+        key=f"throttle_recharge_start_{account.user_id}",
+        rate=settings.ACCOUNTS_RECHARGE_USER_RATE,
+        scope="recharge_start",
     )
+    if wait is not None:
+        raise RechargeRateExceeded(
+            "You have started too many recharges in a short time; please try again in "
+            f"{math.ceil(wait)} seconds."
+        )
+    with transaction.atomic():
+        # The account row locked, so that a user's simultaneous submissions are counted one
+        # after another and cannot together pass the cap.
+        Account.objects.select_for_update().get(pk=account.pk)
+        limit = settings.ACCOUNTS_RECHARGE_PENDING_MAX
+        if recharges_pending_count(account=account) >= limit:
+            raise RechargePendingLimit(
+                f"You already have {limit} recharges waiting for payment: complete one of "
+                "them, or wait until an unpaid one expires, before starting another."
+            )
+        recharge = Recharge.objects.create(
+            account=account,
+            out_trade_no=f"R{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(6)}",
+            amount=amount,
+            currency=account.currency,
+        )
     order = client.recharge_create(**_order_request(recharge))
     recharge.tx_no, recharge.cashier_url = order["tx_no"], order["cashier_url"]
     recharge.save(update_fields=["tx_no", "cashier_url", "updated_at"])

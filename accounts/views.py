@@ -14,6 +14,10 @@ from .forms import RechargeForm
 from .models import Account, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
 
+# Too many starts is a rate (429); too many pending is the account's state, which changes
+# when one is paid, declined or expires, not by slowing down (409).
+REFUSAL_STATUS = {services.RechargeRateExceeded: 429, services.RechargePendingLimit: 409}
+
 
 class LoginView(auth_views.LoginView):
     """Django's log-in page; in development (DEBUG) it also names the demo users."""
@@ -43,6 +47,9 @@ def recharge_create(request):
             amount=form.cleaned_data["amount"],
             client=PaymentsClient.from_settings(),
         )
+    except services.RechargeRefused as exc:
+        messages.error(request, str(exc))
+        return _render_home(request, account, form, status=REFUSAL_STATUS[type(exc)])
     except PaymentsApiError:
         messages.error(request, "Payments is unavailable right now; please try again shortly.")
         return redirect("accounts:home")

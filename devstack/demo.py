@@ -95,6 +95,10 @@ def stack_settings(config: DemoConfig, database_url: str) -> dict[str, str]:
         "ACCOUNTS_RECONCILE_AFTER": "3",
         "ACCOUNTS_RECONCILE_INTERVAL": "1",
         "WORKER_CONCURRENCY": "4",
+        # DEMO_ORDERS placed by DEMO_USERS users in seconds, many pending until notified: far
+        # past the per-user limits on starting recharges, which no person reaches.
+        "ACCOUNTS_RECHARGE_USER_RATE": "1000000/min",
+        "ACCOUNTS_RECHARGE_PENDING_MAX": "1000000",
     }
 
 

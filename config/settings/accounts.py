@@ -18,3 +18,12 @@ ACCOUNTS_RECONCILE_BATCH = env.int("ACCOUNTS_RECONCILE_BATCH", default=200)
 # The notify endpoint, per client address ("N/min"; empty: unlimited). Far above payments'
 # own retries, which must never be throttled into failed attempts.
 ACCOUNTS_NOTIFY_THROTTLE_RATE = env("ACCOUNTS_NOTIFY_THROTTLE_RATE", default="6000/min")
+# Starting a recharge, per user ("N/min"): a person tops up a few times at most; far beyond
+# that one user's form submissions would spend the merchant's PAYMENTS_CREATE_THROTTLE_RATE,
+# which every user of the wallet shares, and lock the others out.
+ACCOUNTS_RECHARGE_USER_RATE = env("ACCOUNTS_RECHARGE_USER_RATE", default="10/min")
+# Recharges a user may have pending (started, not yet paid or declined) before starting
+# another: a person has one open, and a few left at the cashier; without a cap, starts within
+# the rate above would still pile up open orders at payments. Unpaid ones expire after
+# payments' PAYMENTS_ORDER_TTL (30 min), freeing a place.
+ACCOUNTS_RECHARGE_PENDING_MAX = env.int("ACCOUNTS_RECHARGE_PENDING_MAX", default=5)

@@ -43,8 +43,14 @@ def production_refusals(values: dict, *, dev: dict, network_refusal) -> list[str
     if values["ACCOUNTS_PAYMENTS_API_KEY"].strip() == dev["API_KEY"]:
         problems.append("ACCOUNTS_PAYMENTS_API_KEY is the development demo key")
     problems += _webhook_secret_problems(values["ACCOUNTS_WEBHOOK_SECRETS"], dev["WEBHOOK_SECRET"])
-    for name in ("PAYMENTS_CREATE_THROTTLE_RATE", "ACCOUNTS_NOTIFY_THROTTLE_RATE"):
+    for name in (
+        "PAYMENTS_CREATE_THROTTLE_RATE",
+        "ACCOUNTS_NOTIFY_THROTTLE_RATE",
+        "ACCOUNTS_RECHARGE_USER_RATE",
+    ):
         problems += _rate_problems(name, values[name])
+    if values["ACCOUNTS_RECHARGE_PENDING_MAX"] < 1:
+        problems.append("ACCOUNTS_RECHARGE_PENDING_MAX is below 1: every recharge would be refused")
     for cidr in values["NOTIFY_ALLOWED_NETWORKS"]:
         reason = network_refusal(cidr)
         if reason:

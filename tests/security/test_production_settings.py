@@ -124,6 +124,14 @@ REFUSALS = {
         {"ACCOUNTS_NOTIFY_THROTTLE_RATE": "lots"},
         "ACCOUNTS_NOTIFY_THROTTLE_RATE 'lots' is not a rate",
     ),
+    "recharge rate off": (
+        {"ACCOUNTS_RECHARGE_USER_RATE": ""},
+        "ACCOUNTS_RECHARGE_USER_RATE is empty: the throttle would be off",
+    ),
+    "pending recharge cap 0": (
+        {"ACCOUNTS_RECHARGE_PENDING_MAX": "0"},
+        "ACCOUNTS_RECHARGE_PENDING_MAX is below 1",
+    ),
     "allow-list: loopback": (
         {"NOTIFY_ALLOWED_NETWORKS": "127.0.0.0/8"},
         "NOTIFY_ALLOWED_NETWORKS: 127.0.0.0/8 opens 127.0.0.0, a loopback address",
@@ -157,9 +165,9 @@ REFUSALS = {
 @pytest.mark.parametrize(("env", "message"), REFUSALS.values(), ids=REFUSALS.keys())
 def test_production_refuses_to_start_with_development_values(env, message):
     """DEBUG, a development, missing, short or repetitive secret key, the demo API key or
-    webhook secret in any spelling, no webhook secret, any host, a throttle switched off, or
-    an SSRF allow-list opening an address the guard refuses: ImproperlyConfigured naming the
-    problem."""
+    webhook secret in any spelling, no webhook secret, any host, a throttle switched off, a
+    pending-recharge cap below 1, or an SSRF allow-list opening an address the guard refuses:
+    ImproperlyConfigured naming the problem."""
     result = run(["-c", PRINT_SETTINGS], **env)
 
     assert result.returncode != 0
