@@ -5,6 +5,7 @@ import hashlib
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,7 +14,7 @@ from payments.contract import RechargeNotificationSerializer
 
 from . import services
 from .models import InboundNotification
-from .throttling import NotifyThrottle
+from .throttling import notify_throttle
 from .webhooks import InvalidNotification, notification_verify
 
 Outcome = InboundNotification.Outcome
@@ -62,16 +63,19 @@ WEBHOOK_HEADERS = [
 
 
 class NotifyApi(APIView):
-    """Verify the Standard Webhooks signature on the raw body, then apply idempotently.
+    """Verify the Standard Webhooks signature on the raw body, throttle, then apply
+    idempotently.
 
     400: unsigned, forged, stale or malformed; 409: disagrees with our recharge (logged for
-    staff) or reuses a webhook-id with a different payload; 415: not JSON; 429: throttled;
+    staff) or reuses a webhook-id with a different payload; 415: not JSON; 429: throttled,
+    verified and failed requests each against a budget of their own (accounts/throttling.py);
     200: applied, or a duplicate of what is already applied.
     """
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    throttle_classes = [NotifyThrottle]
+    # Throttled in post(), once verification has said which budget a request spends.
+    throttle_classes = []
 
     @extend_schema(
         operation_id="notify_receive",
@@ -88,19 +92,22 @@ class NotifyApi(APIView):
             ),
             413: OpenApiResponse(NotifyErrorSerializer, description="Body too large."),
             415: OpenApiResponse(NotifyErrorSerializer, description="Not application/json."),
-            429: OpenApiResponse(NotifyErrorSerializer, description="Throttled."),
+            429: OpenApiResponse(
+                NotifyErrorSerializer,
+                description="Throttled, per client address, with Retry-After: a verified "
+                "notification past ACCOUNTS_NOTIFY_THROTTLE_RATE, or, in place of the 400 or "
+                "415, a request failing verification past "
+                "ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE (failures never refuse a verified one).",
+            ),
         },
     )
     def post(self, request):
-        content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            detail = "Content-Type must be application/json."
-            return Response({"detail": detail}, status=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
-        body = request.body
         try:
-            payload = notification_verify(body=body, headers=dict(request.headers))
-        except InvalidNotification as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            payload = _verified_payload(request)
+        except (ParseError, UnsupportedMediaType):  # a 415 is unverified junk as much as a 400
+            notify_throttle(request, verified=False)
+            raise
+        notify_throttle(request, verified=True)
         serializer = RechargeNotificationSerializer(data=payload)
         serializer.is_valid(raise_exception=True)
         webhook_id = request.headers["webhook-id"]
@@ -111,8 +118,21 @@ class NotifyApi(APIView):
             outcome, reason = services.notification_receive(
                 webhook_id=webhook_id,
                 payload=serializer.validated_data,
-                payload_sha256=hashlib.sha256(body).hexdigest(),
+                payload_sha256=hashlib.sha256(request.body).hexdigest(),
             )
         except services.WebhookIdReused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"outcome": outcome, "detail": reason}, status=HTTP_STATUS[outcome])
+
+
+def _verified_payload(request) -> dict:
+    """The payload of a JSON request whose signature verifies (``notification_verify``).
+    Raises UnsupportedMediaType (415) for another content type, ParseError (400) naming
+    what failed otherwise."""
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(content_type, detail="Content-Type must be application/json.")
+    try:
+        return notification_verify(body=request.body, headers=dict(request.headers))
+    except InvalidNotification as exc:
+        raise ParseError(str(exc)) from exc

@@ -15,9 +15,17 @@ ACCOUNTS_DEFAULT_CURRENCY = env("ACCOUNTS_DEFAULT_CURRENCY", default="CNY")
 ACCOUNTS_RECONCILE_AFTER = env.float("ACCOUNTS_RECONCILE_AFTER", default=300)  # seconds pending
 ACCOUNTS_RECONCILE_INTERVAL = env.float("ACCOUNTS_RECONCILE_INTERVAL", default=60)  # seconds
 ACCOUNTS_RECONCILE_BATCH = env.int("ACCOUNTS_RECONCILE_BATCH", default=200)
-# The notify endpoint, per client address ("N/min"; empty: unlimited). Far above payments'
-# own retries, which must never be throttled into failed attempts.
+# Verified notifications on the notify endpoint, per client address ("N/min"; empty:
+# unlimited). Far above payments' own retries, which must never be throttled into failed
+# attempts.
 ACCOUNTS_NOTIFY_THROTTLE_RATE = env("ACCOUNTS_NOTIFY_THROTTLE_RATE", default="6000/min")
+# Notify requests that fail verification (or are not JSON), per client address, counted
+# apart so that junk cannot spend the budget above; past this one they get 429 instead of
+# 400/415. A genuine sender fails only while a secret is misconfigured, and retries either
+# way; a tenth of the budget above bounds the HMAC work and log lines one address's junk costs.
+ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE = env(
+    "ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE", default="600/min"
+)
 # Starting a recharge, per user ("N/min"): a person tops up a few times at most; far beyond
 # that one user's form submissions would spend the merchant's PAYMENTS_CREATE_THROTTLE_RATE,
 # which every user of the wallet shares, and lock the others out.

@@ -46,6 +46,7 @@ def production_refusals(values: dict, *, dev: dict, network_refusal) -> list[str
     for name in (
         "PAYMENTS_CREATE_THROTTLE_RATE",
         "ACCOUNTS_NOTIFY_THROTTLE_RATE",
+        "ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE",
         "ACCOUNTS_RECHARGE_USER_RATE",
     ):
         problems += _rate_problems(name, values[name])

@@ -8,6 +8,7 @@ tampered, truncated, replayed or oversized.
 
 import base64
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -511,20 +512,69 @@ def test_other_methods_are_405(client, db, method):
     assert db_state() == before
 
 
-def test_notify_is_throttled_per_client_address(client, recharge, settings, fresh_throttles):
-    """ACCOUNTS_NOTIFY_THROTTLE_RATE bounds requests per client address: past it, 429 with
-    Retry-After, and the refused request changes nothing."""
+@pytest.fixture
+def one_window(monkeypatch):
+    """The clock stopped 30 s into the current minute, so a throttle's window cannot turn
+    during the test (signatures made now stay well inside the 5-minute tolerance)."""
+    stopped = time.time() // 60 * 60 + 30
+    monkeypatch.setattr("time.time", lambda: stopped)
+
+
+@pytest.mark.usefixtures("fresh_throttles", "one_window")
+def test_verified_notifications_past_the_rate_are_429_and_change_nothing(
+    client, recharge_factory, settings
+):
+    """ACCOUNTS_NOTIFY_THROTTLE_RATE bounds verified notifications per client address: past
+    it, 429 with Retry-After, and the refused notification is neither recorded nor
+    applied."""
     settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "2/min"
-    for _ in range(2):
-        assert post(client, Request("{}", {})).status_code == 400
+    applied = signed(notification_payload(recharge_factory()))
+    assert post(client, applied).status_code == 200
+    assert post(client, applied).status_code == 200  # a retry: the same budget
+    refused = recharge_factory()
     before = db_state()
 
-    response = post(client, signed(notification_payload(recharge)))
+    response = post(client, signed(notification_payload(refused, webhook_id="msg_refused")))
 
     assert response.status_code == 429
     assert "Request was throttled" in response.json()["detail"]
-    assert 0 < int(response["Retry-After"]) <= 60
+    assert int(response["Retry-After"]) == 30
     assert db_state() == before
+    assert not InboundNotification.objects.filter(webhook_id="msg_refused").exists()
+
+
+JUNK = {
+    "unsigned {}": Request("{}", {}),
+    "forged": Request("{}", {**sign("{}", webhook_id=WEBHOOK_ID), "webhook-signature": SIG}),
+    "not JSON (415)": Request("{}", {}, content_type="text/plain"),
+}
+
+
+@pytest.mark.usefixtures("fresh_throttles", "one_window")
+def test_junk_spends_only_the_failure_budget(client, recharge, settings):
+    """Requests failing verification (or not JSON) spend ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE
+    alone: once it is spent that address's junk is 429 with Retry-After instead of 400/415,
+    changing nothing, while a correctly signed notification from the same address is still
+    applied, with the whole of ACCOUNTS_NOTIFY_THROTTLE_RATE left to it."""
+    settings.ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE = "5/min"
+    settings.ACCOUNTS_NOTIFY_THROTTLE_RATE = "2/min"
+    assert [post(client, Request("{}", {})).status_code for _ in range(5)] == [400] * 5
+    before = db_state()
+
+    refused = {name: post(client, junk) for name, junk in JUNK.items()}
+
+    for response in refused.values():
+        assert response.status_code == 429
+        assert "Too many requests failing verification" in response.json()["detail"]
+        assert int(response["Retry-After"]) == 30
+    assert db_state() == before
+    assert not InboundNotification.objects.exists() and not LedgerEntry.objects.exists()
+    genuine = signed(notification_payload(recharge))
+    first, retry = post(client, genuine), post(client, genuine)
+    assert (first.status_code, first.json()["outcome"]) == (200, "applied")
+    assert (retry.status_code, retry.json()["outcome"]) == (200, "duplicate")
+    assert Account.objects.get().balance == 1000
+    assert post(client, genuine).status_code == 429  # the verified budget is counted, apart
 
 
 # --- concurrency --------------------------------------------------------------------------

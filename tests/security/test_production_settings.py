@@ -124,6 +124,10 @@ REFUSALS = {
         {"ACCOUNTS_NOTIFY_THROTTLE_RATE": "lots"},
         "ACCOUNTS_NOTIFY_THROTTLE_RATE 'lots' is not a rate",
     ),
+    "notify failure throttle off": (
+        {"ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE": ""},
+        "ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE is empty: the throttle would be off",
+    ),
     "recharge rate off": (
         {"ACCOUNTS_RECHARGE_USER_RATE": ""},
         "ACCOUNTS_RECHARGE_USER_RATE is empty: the throttle would be off",
