@@ -1,7 +1,7 @@
 """Another merchant besides accounts, for the scenarios where one endpoint misbehaves while
 another is served: onboarded in this process (``merchant_create``, allowed host 127.0.0.1),
-its orders created through the merchant API with its Bearer key and paid at the cashier,
-its notify_url on a fault proxy of its own.
+its orders created through the merchant API (the payments gunicorn) with its Bearer key and
+paid at the cashier (the public one), its notify_url on a fault proxy of its own.
 
 That proxy has no upstream and acknowledges every notification itself (``drop`` 1.0) unless
 the scenario switches it to a fault mode, so this merchant's "lost" is a notification never
@@ -27,6 +27,8 @@ class OtherMerchant:
     app_id: str
     api_key: str
     proxy: FaultProxy
+    # The run's merchant API (its payments gunicorn): the web gunicorn answers 404 there.
+    api_url: str
 
     @property
     def origin(self) -> str:
@@ -43,12 +45,15 @@ def other_merchant_onboard(run, *, name: str, proxy: FaultProxy) -> OtherMerchan
     run.accounts_merchant = Merchant.objects.get().pk  # the template's one merchant
     proxy.drop = 1.0
     credentials = merchant_create(name=name, allowed_hosts=["127.0.0.1"])
-    return OtherMerchant(credentials.merchant.app_id, credentials.api_key, proxy)
+    return OtherMerchant(
+        credentials.merchant.app_id, credentials.api_key, proxy, run.stack.payments_url
+    )
 
 
 def paid_orders(merchant: OtherMerchant, *, base_url: str, count: int, prefix: str) -> list:
-    """Create ``count`` orders through the merchant API of the web app at ``base_url`` and
-    pay each at the cashier, four at a time; their tx_nos. Raises DriveError."""
+    """Create ``count`` orders through the merchant's API URL and pay each at the cashier
+    (the URL payments hands out, on the public site; ``base_url`` is that site's), four at a
+    time; their tx_nos. Raises DriveError."""
     numbers = [f"{prefix}-{number}" for number in range(count)]
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="merchant") as pool:
         return list(pool.map(lambda number: _paid_order(merchant, base_url, number), numbers))
@@ -79,7 +84,7 @@ def _paid_order(merchant: OtherMerchant, base_url: str, out_trade_no: str) -> st
         http.trust_env = False  # loopback only: no proxy from the environment
         try:
             response = http.post(
-                f"{base_url}/api/payments/recharges/",
+                f"{merchant.api_url}/api/payments/recharges/",
                 json=order,
                 headers={"Authorization": f"Bearer {merchant.api_key}", "Connection": "close"},
                 timeout=HTTP_TIMEOUT,

@@ -1,4 +1,5 @@
-"""The HTTP APIs: request limits, Django REST framework and the published OpenAPI schema."""
+"""The HTTP APIs: request limits, the surface this process serves, Django REST framework and
+the published OpenAPI schema."""
 
 from .env import env
 
@@ -8,6 +9,15 @@ API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=16 * 1024)
 REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+
+# Which of the project's HTTP surfaces this process serves (core/middleware.py, whose
+# SURFACE_PATHS table says which paths each one is): "public" (the wallet pages, log-in,
+# admin, cashier, accounts' notify endpoint), "payments-api" (the merchant API and its
+# schema), or "all". The Procfile's two gunicorns each name theirs, so a path of the other
+# surface is a 404 there even without nginx in front. "all" by default because one process
+# serving everything (the test client, `manage.py runserver`, a single-process deployment)
+# must keep working with no setting at all.
+SERVED_SURFACE = env("SERVED_SURFACE", default="all")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

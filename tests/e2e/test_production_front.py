@@ -2,7 +2,8 @@
 (issue 11, item 2): 50 slowloris connections, half sending a header line every 2 s and half
 dripping a POST body to the notify endpoint, leave the site answering; the same 50 against a
 bare gunicorn take it offline (the attack this front exists for). Each surface is served only
-on its own server block. Runs nginx from Debian's package; skipped with a message without it."""
+on its own server block, and (issue 8b) each gunicorn behind refuses the other's surface
+itself. Runs nginx from Debian's package; skipped with a message without it."""
 
 import re
 import shutil
@@ -149,3 +150,32 @@ def test_each_surface_is_served_only_on_its_own_server(front):
     assert requests.get(f"{api_url}/api/payments/recharges/x/", timeout=5).status_code == 401
     assert requests.get(f"{api_url}/login/", timeout=5).status_code == 404
     assert re.search(r"openapi", requests.get(f"{api_url}/api/schema/", timeout=5).text)
+
+
+def test_each_gunicorn_serves_only_its_own_surface(start_stack):
+    """Without the front, straight at the Procfile's gunicorns (SERVED_SURFACE on each line):
+    the web server answers the log-in page, the admin, the notify endpoint and static files
+    but not the merchant API; the payments server answers the merchant API, its schema and
+    Swagger UI but not the log-in page, the admin or the notify endpoint."""
+    stack = start_stack(processes=("web", "payments"))
+    web, api = stack.web_url, stack.payments_url
+
+    def status(url: str, method: str = "GET") -> int:
+        body = {} if method == "POST" else None  # a JSON object: the endpoints' media type
+        response = requests.request(method, url, json=body, timeout=10, allow_redirects=False)
+        return response.status_code
+
+    assert status(f"{web}/login/") == 200
+    assert status(f"{web}/admin/") == 302  # to the admin's log-in: served
+    assert status(f"{web}/api/accounts/notify/", "POST") == 400  # no signature: it ran
+    assert status(f"{web}/static/admin/css/base.css") == 200
+    refused = requests.get(f"{web}/api/payments/recharges/x/", timeout=10)
+    assert refused.status_code == 404 and refused.json() == {"detail": "Not found."}
+    assert status(f"{web}/api/payments/recharges/", "POST") == 404
+
+    assert status(f"{api}/api/payments/recharges/x/") == 401  # no key: it ran
+    assert re.search(r"openapi", requests.get(f"{api}/api/schema/", timeout=10).text)
+    assert status(f"{api}/api/docs/") == 200
+    for path in ("/login/", "/admin/", "/admin/login/", "/", "/pay/x/"):
+        assert status(f"{api}{path}") == 404, path
+    assert status(f"{api}/api/accounts/notify/", "POST") == 404
