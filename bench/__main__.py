@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument("--sender-n", type=int, default=3000, help="notifications per contender")
     group.add_argument(
         "--pools",
-        default="prefork:4,prefork:2,threads:8,solo",
+        default="prefork:2,prefork:4,threads:8,solo",
         help="worker pool:concurrency configurations to try (also in 'slow'), comma-separated; "
         "the first is the default pool the other scenarios use",
     )
@@ -121,7 +121,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--pool",
         default=None,
         help="pool:concurrency for latency and storm (default: the first of --pools, the "
-        "Procfile's prefork with WORKER_CONCURRENCY 4)",
+        "Procfile's prefork with WORKER_CONCURRENCY 2)",
     )
     group.add_argument(
         "--set",
