@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 
 def fill(outcome, *, proxy, forced: int, merchant=None) -> None:
@@ -46,8 +47,23 @@ def receiver_counts(proxy, *, exact: bool) -> tuple[str, bool, str]:
         name = "receiver saw each claimed attempt exactly once"
     detail = f"{sum(seen.values())} requests for {sum(rows.values())} attempt rows"
     if extra:
-        detail += f"; differing (seen, rows): {dict(list(extra.items())[:5])}"
+        shown = dict(list(extra.items())[:5])
+        detail += f"; differing (seen, rows): {shown}; their attempts: {attempt_outcomes(shown)}"
     return name, not extra, detail
+
+
+def attempt_outcomes(webhook_ids) -> dict:
+    """``{webhook-id: [(number, status or None, error), ...]}``: what each attempt recorded."""
+    from notifications.models import DeliveryAttempt
+
+    ids = [UUID(webhook_id.removeprefix("msg_")) for webhook_id in webhook_ids]
+    outcomes: dict = {}
+    attempts = DeliveryAttempt.objects.filter(notification_id__in=ids).order_by("number")
+    for pk, number, status, error in attempts.values_list(
+        "notification_id", "number", "status_code", "error"
+    ):
+        outcomes.setdefault(f"msg_{pk.hex}", []).append((number, status, error))
+    return outcomes
 
 
 def attempts_per_webhook_id() -> Counter:
