@@ -12,7 +12,7 @@ from devstack.browser import Browser
 from devstack.settle import wait_until
 from notifications.models import Notification
 
-# The error notifications/services.py logs for a delivery whose notification the worker's
+# The error notifications/delivery.py logs for a delivery whose notification the worker's
 # database does not have.
 UNKNOWN = "which this database does not have"
 DEADLINE = 15.0  # seconds for a payment's credit, or the error line, to show
