@@ -27,9 +27,12 @@ def recharges_to_reconcile(*, now: datetime) -> QuerySet:
 
 
 def recharges_pending_count(*, account) -> int:
-    """How many of ``account``'s recharges are pending: started, and not yet paid, declined
-    or expired at payments."""
-    return Recharge.objects.filter(account=account, status=Recharge.Status.PENDING).count()
+    """How many of ``account``'s recharges are pending at payments: an order was created
+    (a tx_no came back) and not yet paid, declined or expired. One whose create call failed
+    (payments unreachable) is not counted: the user never reached a cashier for it, and
+    counting it would lock them out for the order TTL after a short outage."""
+    pending = Recharge.objects.filter(account=account, status=Recharge.Status.PENDING)
+    return pending.exclude(tx_no=None).count()
 
 
 def recharges_for_user(*, user, limit: int = 20) -> QuerySet:

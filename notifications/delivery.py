@@ -118,19 +118,22 @@ def _hinted_endpoints(hints: list) -> list[tuple[int, list]]:
 def _endpoints_in_turn(now: datetime) -> list[int]:
     """Endpoints with due work that may be sent to, least recently served first.
 
-    One with ``ENDPOINT_MAX_IN_FLIGHT`` requests in flight is left out: visiting it would
-    cost a transaction per pump cycle and claim nothing, and a hanging endpoint stays at its
-    cap until its first deadline (bench "noisy neighbour": the healthy burst's rate).
+    One with ``ENDPOINT_MAX_IN_FLIGHT`` requests in flight, or a half-open one with its
+    probe in flight, is left out: visiting it would cost a transaction per pump cycle and
+    claim nothing, and a hanging endpoint stays at its cap until its first deadline (bench
+    "noisy neighbour": the healthy burst's rate).
     """
     due = Notification.objects.filter(
         endpoint=OuterRef("pk"), state=State.PENDING, next_attempt_at__lte=now
     )
     sending = Notification.objects.filter(endpoint=OuterRef("pk"), state=State.SENDING)
-    cap = notify_settings.ENDPOINT_MAX_IN_FLIGHT
+    cap = max(1, notify_settings.ENDPOINT_MAX_IN_FLIGHT)  # a cap of 0 claims nothing anyway
+    full = Exists(sending[cap - 1 : cap])  # a cap-th row in flight
+    probing = Q(state=Endpoint.State.HALF_OPEN) & Exists(sending)  # its cap is one probe
     candidates = (
         Endpoint.objects.filter(_serveable(now))
         .filter(Exists(due))
-        .exclude(Exists(sending[cap - 1 : cap]))  # a cap-th row in flight: at its cap
+        .exclude(full | probing)
         .order_by(F("last_claimed_at").asc(nulls_first=True))
         .values_list("pk", flat=True)[: notify_settings.CLAIM_BATCH]
     )

@@ -210,7 +210,12 @@ def recharge_order_pay(*, tx_no: str) -> RechargeOrder:
     pending until it expires. An order already final is returned unchanged.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.PAYMENTS_ORDER_TTL)
-    payable = Q(created_at__gte=cutoff, merchant__is_active=True)
+    # merchant__is_active would join, and Django then writes the UPDATE as "id IN (SELECT …
+    # JOIN …)", which PostgreSQL does not re-check against a row a concurrent decline or
+    # expiry just committed: the order was paid after all. A subquery on the merchant table
+    # alone keeps the UPDATE's own WHERE, re-checked under the row lock.
+    active = Merchant.objects.filter(is_active=True).values("pk")
+    payable = Q(created_at__gte=cutoff, merchant__in=active)
     order, moved = _finish(tx_no=tx_no, status=Status.SUCCEEDED, reason="", only_if=payable)
     if moved or order.status != Status.PENDING:
         return order

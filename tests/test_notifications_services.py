@@ -421,6 +421,28 @@ def test_an_endpoint_at_its_cap_is_not_visited_in_turn(
     assert len(deliveries_claim(limit=10)) == 1
 
 
+def test_a_half_open_endpoint_with_its_probe_in_flight_is_not_visited(
+    make_notification, django_assert_num_queries
+):
+    """Half-open, the cap is the one probe: while it is in flight the endpoint is out of the
+    turn too."""
+    for _ in range(3):
+        make_notification()
+    Endpoint.objects.update(state=Endpoint.State.HALF_OPEN, retry_at=timezone.now())
+    assert len(deliveries_claim(limit=10)) == 1  # the probe
+
+    with django_assert_num_queries(1):
+        assert deliveries_claim(limit=10) == []
+
+
+def test_a_cap_of_zero_claims_nothing(make_notification, outbox_settings):
+    """ENDPOINT_MAX_IN_FLIGHT 0 stops sending; it does not break the claim."""
+    outbox_settings.NOTIFY_ENDPOINT_MAX_IN_FLIGHT = 0
+    make_notification()
+
+    assert deliveries_claim(limit=10) == []
+
+
 def test_the_circuit_opens_and_nothing_is_sent_until_the_probe(make_notification, receiver):
     """Five failures in a row open the circuit: due notifications wait, no request goes,
     and the sweeper does not wake anyone for them; once the wait is over one probe goes,

@@ -22,7 +22,8 @@ ACCOUNTS_NOTIFY_THROTTLE_RATE = env("ACCOUNTS_NOTIFY_THROTTLE_RATE", default="60
 # Notify requests that fail verification (or are not JSON), per client address, counted
 # apart so that junk cannot spend the budget above; past this one they get 429 instead of
 # 400/415. A genuine sender fails only while a secret is misconfigured, and retries either
-# way; a tenth of the budget above bounds the HMAC work and log lines one address's junk costs.
+# way. (The signature is checked before either budget is counted, so this bounds the answers
+# junk gets, not the HMAC work: that is cheap, on a body capped at API_MAX_BODY_BYTES.)
 ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE = env(
     "ACCOUNTS_NOTIFY_FAILURE_THROTTLE_RATE", default="600/min"
 )

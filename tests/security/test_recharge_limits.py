@@ -145,3 +145,17 @@ def test_cache_outage_lets_the_start_through(account, payments_api, settings, ca
 
     assert Recharge.objects.count() == len(payments_api.calls) == 2
     assert "throttle recharge_start not applied, cache unavailable" in caplog.text
+
+
+def test_recharges_payments_never_answered_do_not_count_toward_the_cap(
+    browser, payments_api, recharge_factory, settings
+):
+    """Recharges whose create call failed (payments unreachable: no tx_no) were never at a
+    cashier: after a short outage the user can start one at once, not after the order TTL."""
+    settings.ACCOUNTS_RECHARGE_PENDING_MAX = 2
+    recharge_factory(tx_no=None), recharge_factory(tx_no=None), recharge_factory()
+
+    allowed = browser.post(RECHARGE, {"amount": "10"})
+
+    assert allowed.status_code == 302
+    assert len(payments_api.calls) == 1
