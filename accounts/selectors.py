@@ -26,13 +26,17 @@ def recharges_to_reconcile(*, now: datetime) -> QuerySet:
     )
 
 
-def recharges_pending_count(*, account) -> int:
-    """How many of ``account``'s recharges are pending at payments: an order was created
-    (a tx_no came back) and not yet paid, declined or expired. One whose create call failed
-    (payments unreachable) is not counted: the user never reached a cashier for it, and
-    counting it would lock them out for the order TTL after a short outage."""
+def recharges_pending_count(*, account, now: datetime) -> int:
+    """How many of ``account``'s recharges are pending: not yet paid, declined or expired,
+    and either answered by payments (a tx_no) or with their create call possibly still in
+    flight (started within ``ACCOUNTS_API_TIMEOUT`` seconds). One whose create call failed
+    (payments unreachable) no longer counts once that call is surely over: the user never
+    reached a cashier for it, and counting it would lock them out for the order TTL after a
+    short outage."""
+    in_flight_since = now - timedelta(seconds=settings.ACCOUNTS_API_TIMEOUT)
+    answered_or_in_flight = ~Q(tx_no=None) | Q(created_at__gte=in_flight_since)
     pending = Recharge.objects.filter(account=account, status=Recharge.Status.PENDING)
-    return pending.exclude(tx_no=None).count()
+    return pending.filter(answered_or_in_flight).count()
 
 
 def recharges_for_user(*, user, limit: int = 20) -> QuerySet:

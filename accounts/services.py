@@ -89,7 +89,7 @@ def recharge_start(*, account: Account, amount: int, client: PaymentsClient) -> 
         # after another and cannot together pass the cap.
         Account.objects.select_for_update().get(pk=account.pk)
         limit = settings.ACCOUNTS_RECHARGE_PENDING_MAX
-        if recharges_pending_count(account=account) >= limit:
+        if recharges_pending_count(account=account, now=timezone.now()) >= limit:
             raise RechargePendingLimit(
                 f"You already have {limit} recharges waiting for payment: complete one of "
                 "them, or wait until an unpaid one expires, before starting another."

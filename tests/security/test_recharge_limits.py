@@ -5,12 +5,14 @@ called."""
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 import responses
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import services
 from accounts.models import Recharge
@@ -147,14 +149,20 @@ def test_cache_outage_lets_the_start_through(account, payments_api, settings, ca
     assert "throttle recharge_start not applied, cache unavailable" in caplog.text
 
 
-def test_recharges_payments_never_answered_do_not_count_toward_the_cap(
+def test_recharges_payments_never_answered_count_only_while_their_call_may_run(
     browser, payments_api, recharge_factory, settings
 ):
-    """Recharges whose create call failed (payments unreachable: no tx_no) were never at a
-    cashier: after a short outage the user can start one at once, not after the order TTL."""
+    """A recharge without a tx_no counts while its create call may still be in flight
+    (ACCOUNTS_API_TIMEOUT), so simultaneous starts cannot pass the cap; once that call is
+    surely over (it failed: payments unreachable) it no longer counts, so after a short
+    outage the user can start one at once, not after the order TTL."""
     settings.ACCOUNTS_RECHARGE_PENDING_MAX = 2
-    recharge_factory(tx_no=None), recharge_factory(tx_no=None), recharge_factory()
+    recharge_factory(), recharge_factory(tx_no=None)
 
+    assert browser.post(RECHARGE, {"amount": "10"}).status_code == 409
+
+    long_ago = timezone.now() - timedelta(seconds=settings.ACCOUNTS_API_TIMEOUT + 1)
+    Recharge.objects.filter(tx_no=None).update(created_at=long_ago)
     allowed = browser.post(RECHARGE, {"amount": "10"})
 
     assert allowed.status_code == 302
