@@ -207,7 +207,8 @@ class ChaosRun(Run):
     def figures(self, *, forced: int = 0, exact_receiver: bool = False) -> None:
         """Fill in the table's figures (``chaos.figures.fill``); ``forced`` is the failed
         attempts the scenario's own fault caused, beyond the proxy's injected refusals.
-        Checks the receiver's counts: at most one request per attempt row (``exact``: one)."""
+        Checks the receiver's counts: at most one request per attempt row (``exact``: one,
+        except for an attempt that timed out)."""
         figures.fill(
             self.outcome, proxy=self.receiver, forced=forced, merchant=self.accounts_merchant
         )
