@@ -81,3 +81,20 @@ def run_concurrently(action: Callable[[], Any], *, threads: int, timeout: float 
     for worker in workers:
         worker.join(timeout=timeout)
     return results
+
+
+def shop_notifications(merchant, count: int) -> list:
+    """``count`` notifications of ``merchant`` to https://shop.example/notify (one endpoint),
+    subjects TX0, TX1, …, written through the service (its on-commit wake-up included)."""
+    from notifications.services import notification_create
+
+    return [
+        notification_create(
+            sender_key=merchant.app_id,
+            subject=f"TX{number}",
+            event_type="recharge.succeeded",
+            target_url="https://shop.example/notify",
+            data={},
+        )
+        for number in range(count)
+    ]

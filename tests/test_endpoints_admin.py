@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import Endpoint, Notification
-from notifications.services import notification_create
 from payments.models import Merchant
+from tests.helpers import shop_notifications
 
 pytestmark = pytest.mark.django_db
 State = Notification.State
@@ -23,16 +23,7 @@ CHANGELIST = reverse("admin:notifications_endpoint_changelist")
 @pytest.fixture
 def endpoint(merchant, deliver_apply_async):
     """An endpoint with one delivered and two undelivered (one exhausted) notifications."""
-    notifications = [
-        notification_create(
-            sender_key=merchant.app_id,
-            subject=f"TX{number}",
-            event_type="recharge.succeeded",
-            target_url="https://shop.example/notify",
-            data={},
-        )
-        for number in range(3)
-    ]
+    notifications = shop_notifications(merchant, 3)
     Notification.objects.filter(pk=notifications[0].pk).update(state=State.DELIVERED)
     Notification.objects.filter(pk=notifications[1].pk).update(state=State.EXHAUSTED)
     return Endpoint.objects.get()

@@ -17,8 +17,8 @@ from django.utils import formats, timezone
 from playwright.sync_api import Page, expect
 
 from notifications.models import Endpoint, Notification
-from notifications.services import notification_create
 from tests.browser.conftest import CONTEXTS, SCREENSHOTS
+from tests.helpers import shop_notifications
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,16 +62,7 @@ def disabled_endpoint(merchant, transactional_db) -> Endpoint:
     """A disabled endpoint, failing for five days, with four notifications: TX0 delivered;
     created within the hour and undelivered, TX1 exhausted and TX2 pending but due only in
     six hours; TX3 exhausted, created two days ago."""
-    notifications = [
-        notification_create(
-            sender_key=merchant.app_id,
-            subject=f"TX{number}",
-            event_type="recharge.succeeded",
-            target_url="https://shop.example/notify",
-            data={},
-        )
-        for number in range(4)
-    ]
+    notifications = shop_notifications(merchant, 4)
     now = timezone.now()
     by_pk = Notification.objects.filter
     by_pk(pk=notifications[0].pk).update(state=State.DELIVERED)
