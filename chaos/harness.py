@@ -61,6 +61,10 @@ BASE_ENV = {
     # would be many merchants' traffic must not be throttled into failed attempts.
     "PAYMENTS_CREATE_THROTTLE_RATE": "1000000/min",
     "ACCOUNTS_NOTIFY_THROTTLE_RATE": "1000000/min",
+    # A few users place hundreds of orders through the recharge form, far faster than people
+    # do and many left pending: the per-user limits would refuse most of them.
+    "ACCOUNTS_RECHARGE_USER_RATE": "1000000/min",
+    "ACCOUNTS_RECHARGE_PENDING_MAX": "1000000",
     "WORKER_CONCURRENCY": "4",
     "LOG_LEVEL": "INFO",
 }

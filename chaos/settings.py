@@ -1,5 +1,4 @@
-"""Settings of every process a chaos run starts: the project's, one broker knob, and no
-per-user recharge limits.
+"""Settings of every process a chaos run starts: the project's, and one broker knob.
 
 kombu's Redis transport puts a message back on its queue once it has been unacknowledged
 for ``visibility_timeout`` seconds, but only looks for such messages every
@@ -8,10 +7,6 @@ Scenario 5 lowers the visibility timeout (``CELERY_VISIBILITY_TIMEOUT``) to make
 redeliver tasks that are still running or waiting for their countdown; here the scan runs
 every ``CHAOS_UNACKED_RESTORE_INTERVAL`` seconds (default 1) so that it does so within the
 scenario. With the project's one-hour visibility timeout the scan finds nothing either way.
-
-A run's hundreds of orders are placed through the recharge form by a few users, far faster
-than people place them and many left pending: the per-user rate and pending cap
-(config/settings/accounts.py) would refuse most of them.
 """
 
 from config.settings import *  # noqa: F403
@@ -23,6 +18,3 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": env.int("CHAOS_UNACKED_RESTORE_INTERVAL", default=1),
     "unacked_restore_throttle": 1,
 }
-
-ACCOUNTS_RECHARGE_USER_RATE = env("ACCOUNTS_RECHARGE_USER_RATE", default="1000000/min")
-ACCOUNTS_RECHARGE_PENDING_MAX = env.int("ACCOUNTS_RECHARGE_PENDING_MAX", default=1_000_000)
