@@ -45,6 +45,17 @@ class RechargeResultSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(
         allow_null=True, required=False, help_text="When it was paid; null unless succeeded."
     )
+    # A free string, not a choice: a receiver must not refuse (and so have retried for a day)
+    # a notification whose reason a later version of payments added. Absent in bodies frozen
+    # before the field existed, hence the default.
+    failure_reason = serializers.CharField(
+        max_length=32,
+        allow_blank=True,
+        required=False,
+        default="",
+        help_text='Why a failed order failed: "expired" (not paid in time), "declined" or '
+        '"cancelled" (by the payer); "" unless failed. Other values may be added.',
+    )
 
 
 class RechargeNotificationSerializer(EnvelopeSerializer):

@@ -230,6 +230,13 @@ def recharge_order_decline(*, tx_no: str) -> RechargeOrder:
     return _finish(tx_no=tx_no, status=Status.FAILED, reason="declined")[0]
 
 
+def recharge_order_cancel(*, tx_no: str) -> RechargeOrder:
+    """The payer gave up at the cashier: 0→200 (``failure_reason`` "cancelled") and a
+    ``recharge.failed`` notification, as for a decline. An order already final is returned
+    unchanged."""
+    return _finish(tx_no=tx_no, status=Status.FAILED, reason="cancelled")[0]
+
+
 def recharge_order_expire(*, tx_no: str) -> RechargeOrder:
     """Time-to-live passed (or staff expired it): 0→200 and a ``recharge.failed`` notification."""
     return _finish(tx_no=tx_no, status=Status.FAILED, reason="expired")[0]

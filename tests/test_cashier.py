@@ -1,13 +1,15 @@
-"""The sandbox cashier page (payments/views.py): show, pay, decline, CSRF."""
+"""The sandbox cashier page (payments/views.py): show, pay, decline, cancel, CSRF."""
 
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from notifications.models import Notification
 from payments.models import Merchant, RechargeOrder
+from payments.services import recharge_order_expire
 
 Status = RechargeOrder.Status
 
@@ -31,14 +33,40 @@ def status_of(order):
 
 
 def test_shows_the_order_with_its_formatted_amount(client, order):
-    """GET: the amount as major units with the currency, the order numbers, Pay and Decline."""
+    """GET: the merchant's name, the amount as major units with the currency, the order
+    numbers, Pay, Decline and Cancel payment; a page laid out for a phone's width."""
     response = client.get(cashier_url(order))
 
     assert response.status_code == 200
     html = response.content.decode()
+    assert '<p class="merchant" id="merchant">Test wallet</p>' in html
     assert "12.34 CNY" in html
     assert order.tx_no in html and order.out_trade_no in html
-    assert 'value="pay"' in html and 'value="decline"' in html
+    assert 'value="pay"' in html and 'value="decline"' in html and 'value="cancel"' in html
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+
+
+def test_shows_the_deadline_and_the_seconds_left_to_pay(client, order, settings):
+    """The deadline is created_at + PAYMENTS_ORDER_TTL, written in UTC with its label (what a
+    browser without JavaScript shows), and the seconds left to it for the countdown."""
+    settings.PAYMENTS_ORDER_TTL = 600
+    created = timezone.now().replace(microsecond=0) - timedelta(seconds=100)
+    RechargeOrder.objects.filter(pk=order.pk).update(created_at=created)
+
+    response = client.get(cashier_url(order))
+
+    deadline = created + timedelta(seconds=600)
+    assert f"{deadline:%Y-%m-%d %H:%M:%S} UTC</time>" in response.content.decode()
+    assert 495 <= response.context["seconds_left"] <= 500
+
+
+def test_an_order_past_its_time_to_live_has_no_time_left(client, order, settings):
+    """Past the TTL (the expiry tick not yet run) the countdown starts at 0, never below."""
+    RechargeOrder.objects.filter(pk=order.pk).update(
+        created_at=order.created_at - timedelta(seconds=settings.PAYMENTS_ORDER_TTL + 60)
+    )
+
+    assert client.get(cashier_url(order)).context["seconds_left"] == 0
 
 
 def test_shows_a_zero_decimal_currency_without_decimals(client, order_factory):
@@ -87,15 +115,46 @@ def test_post_on_a_final_order_changes_nothing(client, order, first, second):
     assert Notification.objects.count() == 1
 
 
-def test_final_order_page_has_no_buttons(client, order):
-    """Once paid, the page says so and offers only the way back to the merchant."""
-    client.post(cashier_url(order), {"action": "pay"})
+def test_cancel_redirects_and_fails_the_order_as_cancelled(client, order):
+    """POST action=cancel: the payer gives up; the order is 200 (failed, "cancelled"), one
+    failed notification, the browser goes to return_url."""
+    response = client.post(cashier_url(order), {"action": "cancel"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "https://merchant.example/return"
+    order.refresh_from_db()
+    assert (order.status, order.failure_reason) == (Status.FAILED, "cancelled")
+    assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.failed"]
+
+
+@pytest.mark.parametrize(
+    ("action", "notice"),
+    [
+        ("pay", "This order has already been paid."),
+        ("decline", "This order was declined; nothing was paid."),
+        ("cancel", "This order was cancelled; nothing was paid."),
+    ],
+)
+def test_final_order_page_has_no_buttons(client, order, action, notice):
+    """Once final, the page says how it ended, in a sentence, and offers only the way back to
+    the merchant."""
+    client.post(cashier_url(order), {"action": action})
 
     html = client.get(cashier_url(order)).content.decode()
 
-    assert "already succeeded" in html
-    assert 'value="pay"' not in html
+    assert notice in html
+    assert 'value="pay"' not in html and 'value="cancel"' not in html
     assert "https://merchant.example/return" in html
+
+
+def test_an_expired_order_says_it_expired_unpaid(client, order):
+    """An order the expiry tick closed reads as expired, not as declined."""
+    recharge_order_expire(tx_no=order.tx_no)
+
+    html = client.get(cashier_url(order)).content.decode()
+
+    assert "This order expired before it was paid." in html
+    assert "declined" not in html
 
 
 @pytest.mark.parametrize("data", [{"action": "refund"}, {"action": ""}, {}])
@@ -105,7 +164,7 @@ def test_bad_action_is_400_and_changes_nothing(client, order, data):
 
     assert response.status_code == 400
     html = response.content.decode()
-    assert "Choose Pay or Decline." in html
+    assert "Choose Pay, Decline or Cancel payment." in html
     assert "12.34 CNY" in html  # the page shown again still says what is being paid
     assert status_of(order) == Status.PENDING
     assert not Notification.objects.exists()

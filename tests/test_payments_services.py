@@ -16,6 +16,7 @@ Status = RechargeOrder.Status
 TRANSITIONS = {
     "pay": services.recharge_order_pay,
     "decline": services.recharge_order_decline,
+    "cancel": services.recharge_order_cancel,
     "expire": services.recharge_order_expire,
 }
 
@@ -148,13 +149,20 @@ def test_pay_moves_0_to_100_and_writes_one_succeeded_notification(merchant, orde
         "currency": "CNY",
         "status": 100,
         "paid_at": paid.paid_at.isoformat().replace("+00:00", "Z"),
+        "failure_reason": "",
     }
     assert type(body["data"]["amount"]) is int
 
 
-@pytest.mark.parametrize(("action", "reason"), [("decline", "declined"), ("expire", "expired")])
-def test_decline_and_expire_move_0_to_200_with_a_failed_notification(order_factory, action, reason):
-    """Declining or expiring: status 200 with the reason, no paid_at, one recharge.failed."""
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [("decline", "declined"), ("cancel", "cancelled"), ("expire", "expired")],
+)
+def test_decline_cancel_and_expire_move_0_to_200_with_a_failed_notification(
+    order_factory, action, reason
+):
+    """Declining, cancelling or expiring: status 200 with the reason, no paid_at, one
+    recharge.failed whose data carries that failure_reason."""
     order = order_factory()
 
     failed = TRANSITIONS[action](tx_no=order.tx_no)
@@ -166,6 +174,7 @@ def test_decline_and_expire_move_0_to_200_with_a_failed_notification(order_facto
     assert notification.event_type == "recharge.failed"
     data = body_of(notification)["data"]
     assert (data["status"], data["paid_at"], data["amount"]) == (200, None, 1234)
+    assert data["failure_reason"] == reason
 
 
 @pytest.mark.parametrize(
@@ -177,6 +186,8 @@ def test_decline_and_expire_move_0_to_200_with_a_failed_notification(order_facto
         ("expire", "pay"),  # 200 → 100
         ("pay", "pay"),  # 100 → 100
         ("decline", "decline"),  # 200 → 200
+        ("cancel", "pay"),  # 200 → 100
+        ("pay", "cancel"),  # 100 → 200
     ],
 )
 def test_a_final_order_never_moves_again(order_factory, first, second):
