@@ -46,6 +46,14 @@ class LedgerEntry(models.Model):
         return f"{self.tx_no} +{self.amount} {self.currency}"
 
 
+# A failed recharge as the user reads it, by the failure_reason payments sent.
+FAILURE_LABELS = {
+    "expired": "Expired — not paid",
+    "declined": "Declined",
+    "cancelled": "Cancelled",
+}
+
+
 class Recharge(models.Model):
     """A recharge this side asked payments for; status moves 0→100 or 0→200 only."""
 
@@ -58,6 +66,12 @@ class Recharge(models.Model):
     currency = models.CharField(max_length=3)
     status = models.IntegerField(choices=Status.choices, default=Status.PENDING)
     cashier_url = models.URLField(max_length=512, blank=True)
+    failure_reason = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Why payments says it failed (expired, declined, cancelled); empty unless "
+        "failed, or when payments did not say.",
+    )
     closed_by = models.CharField(max_length=16, choices=LedgerEntry.Source.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -73,6 +87,13 @@ class Recharge(models.Model):
 
     def __str__(self):
         return f"{self.out_trade_no} {self.amount} {self.currency} ({self.get_status_display()})"
+
+    def status_label(self) -> str:
+        """The status as the user reads it: a failed recharge named by why it failed
+        ("Expired — not paid", "Declined", "Cancelled"), "Failed" when payments did not say."""
+        if self.status == self.Status.FAILED:
+            return FAILURE_LABELS.get(self.failure_reason, "Failed")
+        return self.get_status_display()
 
 
 class InboundNotification(models.Model):

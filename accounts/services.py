@@ -109,7 +109,8 @@ def recharge_start(*, account: Account, amount: int, client: PaymentsClient) -> 
 def recharge_apply_result(*, result: dict, source: str) -> str:
     """Apply a payments result (notification ``data`` or a queried order) to our recharge.
 
-    ``result`` has tx_no, out_trade_no, account_no, amount (minor units), currency, status.
+    ``result`` has tx_no, out_trade_no, account_no, amount (minor units), currency, status,
+    and optionally failure_reason (kept on a failed recharge to tell the user why).
     Returns ``"applied"``, ``"duplicate"`` (already in that final state) or ``"pending"``.
     Raises ``UnknownRecharge`` or ``ResultMismatch``; nothing is written then.
     """
@@ -148,6 +149,7 @@ def _apply_result(result: dict, source: str) -> str:
     Recharge.objects.filter(pk=recharge.pk).update(
         status=result["status"],
         tx_no=result["tx_no"],
+        failure_reason=_failure_reason(result),
         closed_by=source,
         updated_at=timezone.now(),
     )
@@ -271,6 +273,14 @@ def _check_agrees(recharge: Recharge, result: dict) -> None:
             raise ResultMismatch(f"{field} {result.get(field)!r} does not match ours ({value!r})")
     if result.get("status") not in Status.values:
         raise ResultMismatch(f"unknown status {result.get('status')!r}")
+
+
+def _failure_reason(result: dict) -> str:
+    """The result's ``failure_reason`` for a failed one, else "". Optional in the contract
+    (older notifications lack it) and unchecked in a queried order, hence bounded here."""
+    if result["status"] != Status.FAILED:
+        return ""
+    return str(result.get("failure_reason") or "")[:32]
 
 
 def _credit(recharge: Recharge, *, tx_no: str, source: str) -> None:

@@ -122,6 +122,25 @@ def test_failure_is_applied_without_credit(recharge, account):
 
 
 @pytest.mark.parametrize(
+    ("result", "stored"),
+    [
+        ({"status": 200, "failure_reason": "cancelled"}, "cancelled"),
+        ({"status": 200}, ""),  # a notification frozen before the field existed
+        ({"status": 200, "failure_reason": None}, ""),
+        ({"status": 200, "failure_reason": "x" * 40}, "x" * 32),  # a queried order: unchecked
+        ({"status": 100, "failure_reason": "declined"}, ""),  # only a failure has a reason
+    ],
+)
+def test_the_failure_reason_is_kept_with_a_final_result(recharge, result, stored):
+    """The reason payments gives for a failure is stored on the recharge (so the user is told
+    why), bounded to the column; absent, null or on a success it is empty."""
+    assert apply(result_for(recharge, **result)) == "applied"
+
+    recharge.refresh_from_db()
+    assert recharge.failure_reason == stored
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("amount", 1001),

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from accounts.models import Recharge
 from notifications.models import Notification
 from payments.contract import EVENT_TYPES, RechargeNotificationSerializer, RechargeStatus
-from payments.services import recharge_order_decline, recharge_order_pay
+from payments.services import recharge_order_cancel, recharge_order_decline, recharge_order_pay
 from tests.conftest import sign
 from tests.helpers import recharge_fields
 
@@ -53,6 +53,26 @@ def test_accounts_applies_what_payments_emits(order_factory, account, recharge_f
     recharge.refresh_from_db()
     assert (recharge.status, recharge.tx_no) == (RechargeStatus.SUCCEEDED, order.tx_no)
     assert Recharge.Status is RechargeStatus
+
+
+def test_accounts_keeps_the_failure_reason_payments_emits(order_factory, recharge_factory):
+    """payments' own body for an order the payer cancelled, POSTed to accounts' notify
+    endpoint, fails the recharge and records why: "cancelled"."""
+    recharge = recharge_factory(tx_no=None)
+    order = order_factory(**{k: v for k, v in recharge_fields(recharge).items() if k != "tx_no"})
+    recharge_order_cancel(tx_no=order.tx_no)
+    notification = Notification.objects.get(subject=order.tx_no)
+
+    response = APIClient().post(
+        "/api/accounts/notify/",
+        data=notification.body,
+        content_type="application/json",
+        headers=sign(notification.body, webhook_id=notification.webhook_id),
+    )
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "applied")
+    recharge.refresh_from_db()
+    assert (recharge.status, recharge.failure_reason) == (RechargeStatus.FAILED, "cancelled")
 
 
 def test_the_schema_publishes_the_contract_as_one_component(client):
