@@ -113,7 +113,8 @@ def test_overlong_login_is_an_ordinary_failed_login(db):
 
 
 def test_cashier_action_is_a_closed_choice(client, order_factory):
-    """Anything but pay/decline (here 5,000 characters) is a 400 and the order is untouched."""
+    """Anything but pay/decline/cancel (here 5,000 characters) is a 400 and the order is
+    untouched."""
     order = order_factory()
     before = db_state()
 
@@ -122,5 +123,5 @@ def test_cashier_action_is_a_closed_choice(client, order_factory):
     )
 
     assert response.status_code == 400
-    assert "Choose Pay or Decline." in response.content.decode()
+    assert "Choose Pay, Decline or Cancel payment." in response.content.decode()
     assert db_state() == before
