@@ -39,9 +39,9 @@ def recharges_pending_count(*, account, now: datetime) -> int:
     return pending.filter(answered_or_in_flight).count()
 
 
-def recharges_for_user(*, user, limit: int = 20) -> QuerySet:
-    """The user's own recharges, newest first."""
-    return Recharge.objects.filter(account__user=user).order_by("-created_at")[:limit]
+def recharges_for_user(*, user) -> QuerySet:
+    """The user's own recharges, newest first (the id breaks ties, so pages never overlap)."""
+    return Recharge.objects.filter(account__user=user).order_by("-created_at", "-pk")
 
 
 def recharges_pending_too_long(*, recharges: QuerySet, now: datetime) -> QuerySet:

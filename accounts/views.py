@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import InvalidPage, Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,6 +19,7 @@ from .payments_client import PaymentsApiError, PaymentsClient
 # Too many starts is a rate (429); too many pending is the account's state, which changes
 # when one is paid, declined or expires, not by slowing down (409).
 REFUSAL_STATUS = {services.RechargeRateExceeded: 429, services.RechargePendingLimit: 409}
+HISTORY_PAGE_SIZE = 20
 
 
 class LoginView(auth_views.LoginView):
@@ -26,9 +29,22 @@ class LoginView(auth_views.LoginView):
         return {**super().get_context_data(**kwargs), "development": settings.DEBUG}
 
 
+class LogoutView(auth_views.LogoutView):
+    """Django's log-out, by POST only (a link or a prefetch must not log anyone out); a GET,
+    as from a typed or bookmarked ``/logout/``, shows a page with the Log out button instead
+    of a bare 405."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "registration/logout_confirm.html")
+
+
 @require_GET
 @login_required
 def home(request):
+    """Balance, the recharge form and the history, ``HISTORY_PAGE_SIZE`` recharges a page
+    (``?page=N``, newest first); a page number that does not exist is a 404."""
     account = get_object_or_404(Account, user=request.user)
     return _render_home(request, account, _form(account))
 
@@ -59,7 +75,8 @@ def recharge_create(request):
 @require_GET
 @login_required
 def recharge_status(request, out_trade_no):
-    """The ``return_url``: "processing" until the result is known, refreshing itself."""
+    """The ``return_url``: while pending, a way back to the cashier ("Continue to pay") and a
+    page that refreshes itself until the result is known; then how it ended."""
     recharge = get_object_or_404(Recharge, out_trade_no=out_trade_no, account__user=request.user)
     context = {
         "recharge": recharge,
@@ -79,14 +96,17 @@ def _form(account: Account, data=None) -> RechargeForm:
 
 
 def _render_home(request, account: Account, form: RechargeForm, status: int = 200):
-    recharges = [
-        (recharge, format_minor(recharge.amount, recharge.currency))
-        for recharge in selectors.recharges_for_user(user=request.user)
-    ]
+    paginator = Paginator(selectors.recharges_for_user(user=request.user), HISTORY_PAGE_SIZE)
+    try:
+        page = paginator.page(request.GET.get("page") or 1)
+    except InvalidPage as exc:
+        raise Http404(f"No such page of recharges: {exc}") from exc
+    recharges = [(recharge, format_minor(recharge.amount, recharge.currency)) for recharge in page]
     context = {
         "account": account,
         "balance": format_minor(account.balance, account.currency),
         "recharges": recharges,
+        "page": page,
         "form": form,
     }
     return render(request, "accounts/home.html", context, status=status)

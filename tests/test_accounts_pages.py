@@ -1,6 +1,7 @@
 """The wallet pages (accounts/views.py): login, balance, recharge form, return page."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -131,23 +132,157 @@ def test_recharge_form_is_post_only(browser):
 
 
 @pytest.mark.parametrize(
-    ("status", "refreshes", "text"),
+    ("status", "reason", "refreshes", "label"),
     [
-        (Status.PENDING, True, "Processing"),
-        (Status.SUCCEEDED, False, "Succeeded"),
-        (Status.FAILED, False, "Failed"),
+        (Status.PENDING, "", True, "Pending"),
+        (Status.SUCCEEDED, "", False, "Succeeded"),
+        (Status.FAILED, "expired", False, "Expired — not paid"),
+        (Status.FAILED, "declined", False, "Declined"),
+        (Status.FAILED, "cancelled", False, "Cancelled"),
+        (Status.FAILED, "", False, "Failed"),  # payments did not say why
     ],
 )
-def test_status_page_refreshes_only_while_pending(
-    browser, recharge_factory, status, refreshes, text
+def test_status_page_says_how_it_ended_and_refreshes_only_while_pending(
+    browser, recharge_factory, status, reason, refreshes, label
 ):
-    """The return page reloads itself every 2 s while pending and stops once final."""
-    recharge = recharge_factory(amount=1234, status=status)
+    """The return page reloads itself every 2 s while pending and stops once final; it
+    names the outcome, an expired order distinct from a declined or cancelled one."""
+    recharge = recharge_factory(amount=1234, status=status, failure_reason=reason)
 
     response = browser.get(status_url(recharge))
 
     html = response.content.decode()
     assert response.status_code == 200
     assert ('<meta http-equiv="refresh"' in html) is refreshes
-    assert text in html
+    assert f'<p class="s{status}" id="status">{label}</p>' in html
     assert "12.34 CNY" in html
+
+
+def test_a_pending_recharge_offers_to_continue_paying(browser, recharge_factory):
+    """Pending with a cashier: a "Continue to pay" link to that cashier, and the page says
+    it updates itself."""
+    recharge = recharge_factory(cashier_url="https://pay.example/pay/TX-1/")
+
+    html = browser.get(status_url(recharge)).content.decode()
+
+    assert (
+        '<a class="button primary" href="https://pay.example/pay/TX-1/">Continue to pay</a>' in html
+    )
+    assert "this page updates itself" in html
+
+
+def test_a_recharge_payments_never_answered_has_no_cashier_link(browser, recharge_factory):
+    """Pending without a cashier_url (the create call failed): no dead "Continue to pay"."""
+    recharge = recharge_factory(tx_no=None, cashier_url="")
+
+    html = browser.get(status_url(recharge)).content.decode()
+
+    assert "Continue to pay" not in html
+    assert "this page updates itself" in html
+
+
+def test_a_final_recharge_offers_no_payment(browser, recharge_factory):
+    """Once final there is nothing left to pay: no "Continue to pay"."""
+    recharge = recharge_factory(
+        status=Status.FAILED, failure_reason="cancelled", cashier_url="https://pay.example/p/"
+    )
+
+    assert "Continue to pay" not in browser.get(status_url(recharge)).content.decode()
+
+
+def test_times_are_shown_with_their_zone(browser, recharge_factory):
+    """History and status page write times one way, to the second, labelled UTC."""
+    recharge = recharge_factory()
+    when = datetime(2026, 11, 27, 14, 3, 22, tzinfo=UTC)
+    Recharge.objects.filter(pk=recharge.pk).update(created_at=when)
+
+    assert "2026-11-27 14:03:22 UTC" in browser.get(HOME).content.decode()
+    assert "2026-11-27 14:03:22 UTC" in browser.get(status_url(recharge)).content.decode()
+
+
+def test_history_is_paginated_newest_first(browser, recharge_factory):
+    """45 recharges: 20 a page, newest first, none lost or repeated; "Older" leads on,
+    "Newer" back, and only where there is such a page."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for number in range(45):
+        recharge = recharge_factory(out_trade_no=f"R-{number:03d}")
+        Recharge.objects.filter(pk=recharge.pk).update(created_at=start + timedelta(minutes=number))
+
+    pages = [browser.get(HOME, {"page": page}) for page in (1, 2, 3)]
+
+    shown = [[r.out_trade_no for r, _ in page.context["recharges"]] for page in pages]
+    assert [len(numbers) for numbers in shown] == [20, 20, 5]
+    assert sum(shown, []) == [f"R-{number:03d}" for number in reversed(range(45))]
+    first, middle, last = (page.content.decode() for page in pages)
+    assert 'href="?page=2">Older</a>' in first and ">Newer</a>" not in first
+    assert 'href="?page=1">Newer</a>' in middle and 'href="?page=3">Older</a>' in middle
+    assert 'href="?page=2">Newer</a>' in last and ">Older</a>" not in last
+
+
+def test_a_short_history_has_no_page_links(browser, recharge_factory):
+    """Up to 20 recharges: one page, no Older/Newer."""
+    recharge_factory()
+
+    html = browser.get(HOME).content.decode()
+
+    assert ">Older</a>" not in html and ">Newer</a>" not in html
+
+
+@pytest.mark.parametrize("page", ["2", "0", "abc", "-1"])
+def test_a_page_that_does_not_exist_is_404(browser, recharge_factory, page):
+    """A page number past the end, or not a number, is a 404, not another page."""
+    recharge_factory()
+
+    assert browser.get(HOME, {"page": page}).status_code == 404
+
+
+@pytest.mark.parametrize("path", [HOME, reverse("login"), reverse("logout")])
+def test_pages_are_laid_out_for_the_phones_width(client, user, account, path):
+    """Every wallet page declares the device's width as its layout width (without it a
+    phone lays the page out 980 px wide and shrinks it)."""
+    client.force_login(user)
+
+    html = client.get(path).content.decode()
+
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+
+
+def test_the_not_found_page_is_laid_out_for_phones_too(client, settings, db):
+    """Without DEBUG, a missing page is the project's 404 page, with the viewport meta."""
+    settings.DEBUG = False
+
+    response = client.get("/no/such/page/")
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+    assert "There is nothing at /no/such/page/." in html
+
+
+def test_logout_by_get_asks_for_the_button_and_keeps_the_session(browser):
+    """GET /logout/ (typed, bookmarked): a page whose Log out button POSTs with a CSRF
+    token; the user is still logged in until it is pressed."""
+    response = browser.get(reverse("logout"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'<form method="post" action="{reverse("logout")}">' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert browser.get(HOME).status_code == 200
+
+
+def test_logout_by_post_logs_out(browser):
+    """POST /logout/ (the button): logged out, sent to the log-in page."""
+    response = browser.post(reverse("logout"))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("login")
+    assert browser.get(HOME).status_code == 302
+
+
+def test_logout_by_get_when_logged_out_offers_to_log_in(client, db):
+    """Already logged out: the page says so and links to the log-in page, no button."""
+    html = client.get(reverse("logout")).content.decode()
+
+    assert "You are logged out" in html
+    assert "<button" not in html
