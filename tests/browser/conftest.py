@@ -76,13 +76,16 @@ def page(chromium, width, live_server, transactional_db) -> Page:
 
 @pytest.fixture
 def screenshot(page, width, request):
-    """``screenshot()`` saves what the user sees as ``var/screenshots/<test>-<width>.png``:
-    the whole page on the desktop; on the phone its screen, because a full-page capture there
-    is drawn at the 980 px layout's scale, not shrunk to the 390 px the phone shows."""
+    """``screenshot()`` saves what the user sees as ``var/screenshots/<test>-<width>.png``
+    (``screenshot("step")``: ``<test>-step-<width>.png``, for a test that shows several
+    pages): the whole page on the desktop; on the phone its screen, because a full-page
+    capture there is drawn at the 980 px layout's scale, not shrunk to the 390 px the phone
+    shows."""
 
-    def save() -> Path:
+    def save(step: str = "") -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{request.node.originalname}-{width}.png"
+        name = "-".join(filter(None, [request.node.originalname, step, str(width)]))
+        path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=path, full_page=not CONTEXTS[width].get("is_mobile"))
         return path
 

@@ -27,12 +27,12 @@ def test_paying_an_expired_order_says_so_and_shows_it_failed(
     expect(page.locator("#status")).to_have_text("Pending")
 
     with page.expect_navigation() as navigation:
-        page.get_by_role("button", name="Pay").click()
+        page.get_by_role("button", name="Pay", exact=True).click()
 
     assert navigation.value.status == 409
     expect(page.get_by_text("This order has expired; it was not paid.")).to_be_visible()
     expect(page.locator("#status")).to_have_text("Failed")
-    expect(page.get_by_role("button", name="Pay")).to_have_count(0)
+    expect(page.get_by_role("button", name="Pay", exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Back to the merchant")).to_be_visible()
     screenshot()
     order.refresh_from_db()
