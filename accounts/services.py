@@ -144,7 +144,7 @@ def _apply_result(result: dict, source: str) -> str:
         return "pending"
     if recharge.status != Status.PENDING:
         if recharge.status != result["status"]:
-            raise ResultMismatch(f"recharge is already {Status(recharge.status).label.lower()}")
+            raise ResultMismatch(f"recharge already {Status(recharge.status).label.lower()}")
         return "duplicate"
     Recharge.objects.filter(pk=recharge.pk).update(
         status=result["status"],

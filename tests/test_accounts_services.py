@@ -170,11 +170,13 @@ def test_unknown_out_trade_no_raises(recharge):
 
 @pytest.mark.parametrize(("first", "then"), [(100, 200), (200, 100)])
 def test_conflicting_final_status_is_a_mismatch(recharge, account, first, then):
-    """Already final, a result with the other final status is refused: status, ledger and
-    balance stay as the first result left them."""
+    """Already final, a result with the other final status is refused, saying how it ended
+    ("recharge already succeeded"): status, ledger and balance stay as the first result
+    left them."""
     apply(result_for(recharge, status=first))
+    ended = {100: "succeeded", 200: "failed"}[first]
 
-    with pytest.raises(services.ResultMismatch, match="already"):
+    with pytest.raises(services.ResultMismatch, match=f"^recharge already {ended}$"):
         apply(result_for(recharge, status=then))
 
     recharge.refresh_from_db()
