@@ -227,6 +227,7 @@ class Tables:
                     "currency": ("%s", [self.account.currency]),
                     "status": (final, []),
                     "cashier_url": ("''", []),
+                    "failure_reason": ("CASE WHEN x %% 10 = 0 THEN 'declined' ELSE '' END", []),
                     "closed_by": ("'notification'", []),
                     "created_at": ("%s", [_dt(old)]),
                     "updated_at": ("%s", [_dt(old)]),
