@@ -422,3 +422,19 @@ def test_seed_demo_gives_the_demo_merchant_its_portal_user(settings):
     member = MerchantMember.objects.get(user__username="shop")
     assert member.merchant.api_key_prefix == settings.DEV_PAYMENTS_API_KEY[:16]
     assert member.role == MerchantMember.Role.ADMIN and member.user.check_password("shop")
+
+
+def test_a_viewer_cannot_recover_or_reenable(viewer, endpoints):
+    """A viewer's endpoints page has no Re-enable or Recover; its POSTs are 403 and the
+    endpoint stays disabled."""
+    ours, _ = endpoints
+    page = viewer.get(reverse("payments:portal:endpoints")).content.decode()
+    assert "Disabled" in page and ">Re-enable</button>" not in page and ">Recover<" not in page
+
+    since = {"since": (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}
+    for name, data in (("endpoint-recover", since), ("endpoint-enable", {})):
+        response = viewer.post(reverse(f"payments:portal:{name}", args=[ours.pk]), data)
+        assert response.status_code == 403, name
+
+    ours.refresh_from_db()
+    assert ours.state == Endpoint.State.DISABLED
