@@ -18,6 +18,7 @@ from notifications.models import DeliveryAttempt, Endpoint, Notification
 from notifications.selectors import notifications_for_subject
 from payments import selectors, services
 from payments.models import MerchantMember
+from payments.portal import guide
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing", "deliver_apply_async")
 ORDERS = reverse("payments:portal:orders")
@@ -380,6 +381,23 @@ def test_the_guide_fills_in_the_merchant_and_renders_the_contract(portal, mercha
     assert '"notify_url": "https://merchant.example/notify"' in page.replace("&quot;", '"')
     assert "<h2>Signature (Standard Webhooks)</h2>" in page
     assert 'href="../' not in page
+
+
+def test_the_contract_is_rendered_without_raw_html_or_links_into_the_source(tmp_path, monkeypatch):
+    """The guide's rendering of the contract file drops its title, escapes raw HTML, shows
+    a link into the repository as its text and keeps a link to the web."""
+    contract = tmp_path / "contract.md"
+    contract.write_text(
+        "# Title\n\n<script>alert(1)</script>\n\n"
+        "See [the envelope](../notifications/envelope.py) and [the spec](https://spec.example/).\n"
+    )
+    monkeypatch.setattr(guide, "CONTRACT", contract)
+
+    html = guide.contract_html()
+
+    assert "Title" not in html and "<script>" not in html and "&lt;script&gt;" in html
+    assert "See the envelope and " in html
+    assert '<a href="https://spec.example/">the spec</a>' in html
 
 
 @pytest.mark.django_db
