@@ -1,4 +1,5 @@
-"""The portal's pages: thin, each calls one selector or service of payments/portal.
+"""The portal's pages: thin, calling payments/portal's selectors and services (and, for what
+they show of deliveries, notifications' selectors).
 
 Every page needs a logged-in member of a merchant (``member_required``) and reads only that
 merchant's rows: another merchant's order or endpoint is a 404, exactly like an unknown one.
