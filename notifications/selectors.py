@@ -1,5 +1,6 @@
 """Reads of the outbox, for the sweeper, the admin and other apps."""
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet, Subquery
@@ -95,3 +96,37 @@ def endpoints_undelivered_report() -> QuerySet:
         .filter(undelivered__gt=0)
         .order_by("-undelivered", "origin")
     )
+
+
+def endpoints_for_sender(*, sender_key: str) -> QuerySet:
+    """Every endpoint of one sender, by origin, each with ``undelivered``: how many of its
+    notifications the receiver has not acknowledged (pending, in flight or exhausted)."""
+    undelivered = ~Q(notifications__state=Notification.State.DELIVERED)
+    return (
+        Endpoint.objects.filter(sender_key=sender_key)
+        .annotate(undelivered=Count("notifications", filter=undelivered))
+        .order_by("origin")
+    )
+
+
+def endpoint_success_rate(endpoint: Endpoint) -> float | None:
+    """The share of the endpoint's attempts that succeeded, 0.0 to 1.0, over its lifetime;
+    None before its first attempt."""
+    if not endpoint.attempts_total:
+        return None
+    return 1 - endpoint.failures_total / endpoint.attempts_total
+
+
+def notification_subject_for_webhook_id(*, webhook_id: str, sender_key: str) -> str | None:
+    """The subject of the sender's notification whose ``webhook-id`` is ``webhook_id``
+    (``msg_`` and 32 hex digits, as a receiver logs it), or None: another sender's, unknown,
+    or not a webhook-id at all."""
+    prefix, _, hex_id = webhook_id.partition("_")
+    try:
+        notification_id = uuid.UUID(hex=hex_id)
+    except ValueError:
+        return None
+    if prefix != "msg" or len(hex_id) != 32:
+        return None
+    found = Notification.objects.filter(pk=notification_id, sender_key=sender_key)
+    return found.values_list("subject", flat=True).first()

@@ -15,7 +15,7 @@ from core.money import format_minor
 from notifications.selectors import notifications_for_subject
 
 from . import selectors, services
-from .models import Merchant, RechargeOrder
+from .models import Merchant, MerchantMember, RechargeOrder
 
 
 class MerchantForm(forms.ModelForm):
@@ -92,6 +92,18 @@ class MerchantAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Orders and queued notifications refer to the merchant: deactivate it instead.
         return False
+
+
+@admin.register(MerchantMember)
+class MerchantMemberAdmin(admin.ModelAdmin):
+    """Who may log in to a merchant's portal (/portal/), and as admin or viewer; also made by
+    ``create_merchant --portal-user`` and ``merchant_member_add``."""
+
+    list_display = ("user", "merchant", "role", "created_at")
+    list_filter = ("role",)
+    list_select_related = ("user", "merchant")
+    search_fields = ("=user__username", "=merchant__app_id")
+    raw_id_fields = ("user", "merchant")
 
 
 class StuckFilter(admin.SimpleListFilter):

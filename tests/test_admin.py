@@ -22,7 +22,7 @@ from django_celery_beat.models import (
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from core.beat import periodic_task_ensure
 from notifications.models import DeliveryAttempt, Notification
-from payments.models import Merchant, RechargeOrder
+from payments.models import Merchant, MerchantMember, RechargeOrder
 from payments.services import recharge_order_create, recharge_order_decline, recharge_order_pay
 from tests.helpers import recharge_fields
 
@@ -141,6 +141,7 @@ def one_of_each(make_order, recharge, account):
     )
     InboundNotification.objects.create(webhook_id="msg_1", tx_no="TX-1", outcome="rejected")
     Group.objects.create(name="support")
+    MerchantMember.objects.create(user=account.user, merchant=order.merchant)
     periodic_task_ensure(name="test: sweep", task="notifications.sweep", every=15, queue="q")
     CrontabSchedule.objects.create(minute="0", hour="3")
     SolarSchedule.objects.create(event="sunrise", latitude=31.23, longitude=121.47)
