@@ -95,3 +95,12 @@ def endpoints_undelivered_report() -> QuerySet:
         .filter(undelivered__gt=0)
         .order_by("-undelivered", "origin")
     )
+
+
+def notifications_prunable(*, delivered_before: datetime) -> QuerySet:
+    """Delivered notifications acknowledged before ``delivered_before``, oldest first: what
+    retention may delete. Never a pending, sending or exhausted one. A range of the
+    (state, delivered_at) index, so taking the first N costs the same at any table size."""
+    return Notification.objects.filter(
+        state=Notification.State.DELIVERED, delivered_at__lt=delivered_before
+    ).order_by("delivered_at")
