@@ -4,13 +4,17 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import selectors, services
 from .authentication import MerchantApiKeyAuthentication
-from .serializers import RechargeCreateInputSerializer, RechargeOrderOutputSerializer
+from .serializers import (
+    RechargeCreateInputSerializer,
+    RechargeLookupInputSerializer,
+    RechargeOrderOutputSerializer,
+)
 from .throttling import RechargeCreateThrottle
 
 
@@ -37,9 +41,38 @@ class MerchantApi(APIView):
 
 class RechargeCreateApi(MerchantApi):
     """``POST /api/payments/recharges/``: 201 for a new order, 200 for a repeated
-    ``out_trade_no`` with the same parameters, 409 when they differ."""
+    ``out_trade_no`` with the same parameters, 409 when they differ.
+    ``GET /api/payments/recharges/?out_trade_no=<x>``: the merchant's order by its own
+    number (one URL for both, as REST has it: the collection)."""
 
     throttle_classes = [RechargeCreateThrottle]
+
+    def get_throttles(self):
+        # PAYMENTS_CREATE_THROTTLE_RATE budgets creating orders; a query is not one (the
+        # query by tx_no is not throttled either).
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(
+        operation_id="recharge_lookup",
+        summary="Find a recharge order by your own out_trade_no",
+        parameters=[RechargeLookupInputSerializer],
+        responses={
+            200: RechargeOrderOutputSerializer,
+            400: OpenApiResponse(description="out_trade_no missing or malformed: named."),
+            404: OpenApiResponse(ErrorSerializer, description="No order of yours by that number."),
+            **ERRORS,
+        },
+    )
+    def get(self, request):
+        query = RechargeLookupInputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        out_trade_no = query.validated_data["out_trade_no"]
+        order = selectors.recharge_order_for_out_trade_no(
+            merchant=request.user, out_trade_no=out_trade_no
+        )
+        if order is None:
+            raise NotFound(f"You have no order with out_trade_no {out_trade_no!r}.")
+        return Response(RechargeOrderOutputSerializer(order).data)
 
     @extend_schema(
         operation_id="recharge_create",

@@ -10,14 +10,20 @@ from .contract import RechargeResultSerializer
 from .selectors import merchant_url_refusal
 
 
+def out_trade_no_field() -> serializers.RegexField:
+    """The merchant's own order number, as the API accepts it wherever it is given."""
+    return serializers.RegexField(
+        r"^[A-Za-z0-9_\-]{1,64}$",
+        error_messages={"invalid": "Use 1-64 letters, digits, '_' or '-'."},
+        help_text="Your own order number: 1-64 letters, digits, '_' or '-'.",
+    )
+
+
 class RechargeCreateInputSerializer(serializers.Serializer):
     """An order to create; needs ``context={"merchant": ...}`` to check its URLs against
     the merchant's allowed hosts."""
 
-    out_trade_no = serializers.RegexField(
-        r"^[A-Za-z0-9_\-]{1,64}$",
-        error_messages={"invalid": "Use 1-64 letters, digits, '_' or '-'."},
-    )
+    out_trade_no = out_trade_no_field()
     account_no = serializers.RegexField(
         r"^[A-Za-z0-9_\-]{1,32}$",
         error_messages={"invalid": "Use 1-32 letters, digits, '_' or '-'."},
@@ -70,6 +76,12 @@ class RechargeCreateInputSerializer(serializers.Serializer):
         if reason:
             raise serializers.ValidationError(reason)
         return value
+
+
+class RechargeLookupInputSerializer(serializers.Serializer):
+    """The query string of ``GET /api/payments/recharges/``: which order to find."""
+
+    out_trade_no = out_trade_no_field()
 
 
 class RechargeOrderOutputSerializer(RechargeResultSerializer):
