@@ -117,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     group.add_argument(
         "--prune-sizes",
         type=sizes,
-        default=[20_000, 200_000],
+        default=[100_000, 1_000_000],
         help="prunable notifications, smallest and largest compared",
     )
     group.add_argument(
