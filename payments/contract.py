@@ -43,12 +43,12 @@ EXAMPLE_RESULT = {
     "amount": 500,
     "currency": "CNY",
     "status": 100,
-    "paid_at": "2026-11-27T14:05:21.318Z",
+    "paid_at": "2026-11-27T14:05:21.318402Z",
 }
 EXAMPLE_NOTIFICATION = {
     "id": "msg_7d9f4c2a6b1e48f0a3c5d7e9f1b3a5c7",
     "type": "recharge.succeeded",
-    "created_at": "2026-11-27T14:05:21.322Z",
+    "created_at": "2026-11-27T14:05:21.324118Z",
     "data": EXAMPLE_RESULT,
 }
 

@@ -25,7 +25,7 @@ EXAMPLE_ORDER = {
     "paid_at": None,
     "notify_url": EXAMPLE_ORDER_REQUEST["notify_url"],
     "return_url": EXAMPLE_ORDER_REQUEST["return_url"],
-    "created_at": "2026-11-27T14:04:58.107Z",
+    "created_at": "2026-11-27T14:04:58.107341Z",
     "cashier_url": f"https://pay.example/pay/{EXAMPLE_TX_NO}/",
 }
 
