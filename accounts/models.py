@@ -119,5 +119,9 @@ class InboundNotification(models.Model):
     first_received_at = models.DateTimeField(auto_now_add=True)
     last_received_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        # The prune task reads the receipts received longest ago as a range of this index.
+        indexes = [models.Index(fields=["last_received_at"], name="receipt_last_received_idx")]
+
     def __str__(self):
         return f"{self.webhook_id} ({self.outcome})"

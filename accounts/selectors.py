@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
 
-from .models import Recharge
+from .models import InboundNotification, Recharge
 
 
 def recharges_to_reconcile(*, now: datetime) -> QuerySet:
@@ -48,3 +48,12 @@ def recharges_pending_too_long(*, recharges: QuerySet, now: datetime) -> QuerySe
     """Those of ``recharges`` still pending ``STUCK_AFTER`` seconds after they were started."""
     created_before = now - timedelta(seconds=settings.STUCK_AFTER)
     return recharges.filter(status=Recharge.Status.PENDING, created_at__lt=created_before)
+
+
+def receipts_prunable(*, received_before: datetime) -> QuerySet:
+    """Notification receipts last received before ``received_before``, oldest first: what
+    retention may delete. A range of the last_received_at index, so taking the first N costs
+    the same at any table size."""
+    return InboundNotification.objects.filter(last_received_at__lt=received_before).order_by(
+        "last_received_at"
+    )

@@ -107,6 +107,8 @@ class Notification(models.Model):
             models.Index(
                 fields=["endpoint", "state", "next_attempt_at"], name="notif_endpoint_due_idx"
             ),
+            # The prune task reads the oldest delivered rows as a range of this index.
+            models.Index(fields=["state", "delivered_at"], name="notif_state_delivered_idx"),
         ]
 
     def __str__(self):

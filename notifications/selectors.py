@@ -130,3 +130,12 @@ def notification_subject_for_webhook_id(*, webhook_id: str, sender_key: str) -> 
         return None
     found = Notification.objects.filter(pk=notification_id, sender_key=sender_key)
     return found.values_list("subject", flat=True).first()
+
+
+def notifications_prunable(*, delivered_before: datetime) -> QuerySet:
+    """Delivered notifications acknowledged before ``delivered_before``, oldest first: what
+    retention may delete. Never a pending, sending or exhausted one. A range of the
+    (state, delivered_at) index, so taking the first N costs the same at any table size."""
+    return Notification.objects.filter(
+        state=Notification.State.DELIVERED, delivered_at__lt=delivered_before
+    ).order_by("delivered_at")

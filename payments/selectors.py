@@ -96,6 +96,14 @@ def recharge_orders_for_merchant(*, merchant: Merchant) -> QuerySet:
     return RechargeOrder.objects.filter(merchant=merchant)
 
 
+def recharge_order_for_out_trade_no(
+    *, merchant: Merchant, out_trade_no: str
+) -> RechargeOrder | None:
+    """``merchant``'s order numbered ``out_trade_no`` by the merchant itself, or None (also
+    when another merchant has an order of that number: each merchant sees only its own)."""
+    return recharge_orders_for_merchant(merchant=merchant).filter(out_trade_no=out_trade_no).first()
+
+
 def recharge_order_stale_tx_nos(*, created_before, limit: int) -> list[str]:
     """tx_nos of orders still pending that were created before ``created_before``, oldest
     first; uses the (status, created_at) index."""
