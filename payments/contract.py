@@ -44,6 +44,7 @@ EXAMPLE_RESULT = {
     "currency": "CNY",
     "status": 100,
     "paid_at": "2026-11-27T14:05:21.318402Z",
+    "failure_reason": "",
 }
 EXAMPLE_NOTIFICATION = {
     "id": "msg_7d9f4c2a6b1e48f0a3c5d7e9f1b3a5c7",
