@@ -1,8 +1,11 @@
 """Reads of the outbox, for the sweeper, the admin and other apps."""
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet, Subquery
+
+from core.search import MATCHES_PER_SEARCHER, Match
 
 from .conf import notify_settings
 from .models import Endpoint, Notification
@@ -95,3 +98,27 @@ def endpoints_undelivered_report() -> QuerySet:
         .filter(undelivered__gt=0)
         .order_by("-undelivered", "origin")
     )
+
+
+def notifications_search(*, term: str) -> list[Match]:
+    """Staff's Find (``core.search``): the notification whose webhook-id is ``term``
+    (``msg_<32 hex>``, as the merchant quotes it from the request headers), else those whose
+    subject is ``term`` (for payments: a tx_no), newest first. Each leads to its subject."""
+    notification_id = _webhook_id_uuid(term)
+    if notification_id is not None:
+        found, via = Notification.objects.filter(pk=notification_id), "webhook-id"
+    else:
+        found, via = Notification.objects.filter(subject=term), "subject"
+    found = found.order_by("-created_at")[:MATCHES_PER_SEARCHER]
+    return [Match(notification, via, (notification.subject,)) for notification in found]
+
+
+def _webhook_id_uuid(term: str) -> uuid.UUID | None:
+    """The notification id inside a webhook-id (``Notification.webhook_id``), or None."""
+    hex_id = term.removeprefix("msg_")
+    if hex_id == term or len(hex_id) != 32:
+        return None
+    try:
+        return uuid.UUID(hex=hex_id)
+    except ValueError:
+        return None
