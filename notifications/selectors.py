@@ -1,5 +1,6 @@
 """Reads of the outbox, for the sweeper, the admin and other apps."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -9,6 +10,8 @@ from core.search import MATCHES_PER_SEARCHER, Match
 
 from .conf import notify_settings
 from .models import Endpoint, Notification
+
+_WEBHOOK_ID = re.compile(r"msg_([0-9a-fA-F]{32})")
 
 
 def notifications_due_count(*, now: datetime, up_to: int) -> int:
@@ -104,7 +107,7 @@ def notifications_search(*, term: str) -> list[Match]:
     """Staff's Find (``core.search``): the notification whose webhook-id is ``term``
     (``msg_<32 hex>``, as the merchant quotes it from the request headers), else those whose
     subject is ``term`` (for payments: a tx_no), newest first. Each leads to its subject."""
-    notification_id = _webhook_id_uuid(term)
+    notification_id = notification_id_from_webhook_id(term)
     if notification_id is not None:
         found, via = Notification.objects.filter(pk=notification_id), "webhook-id"
     else:
@@ -113,12 +116,8 @@ def notifications_search(*, term: str) -> list[Match]:
     return [Match(notification, via, (notification.subject,)) for notification in found]
 
 
-def _webhook_id_uuid(term: str) -> uuid.UUID | None:
-    """The notification id inside a webhook-id (``Notification.webhook_id``), or None."""
-    hex_id = term.removeprefix("msg_")
-    if hex_id == term or len(hex_id) != 32:
-        return None
-    try:
-        return uuid.UUID(hex=hex_id)
-    except ValueError:
-        return None
+def notification_id_from_webhook_id(webhook_id: str) -> uuid.UUID | None:
+    """The notification id inside a webhook-id (``msg_<32 hex>``, ``Notification.webhook_id``),
+    or None when ``webhook_id`` is not one."""
+    match = _WEBHOOK_ID.fullmatch(webhook_id)
+    return uuid.UUID(hex=match[1]) if match else None

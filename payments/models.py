@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from core.money import format_minor
+
 from .contract import RechargeStatus
 
 
@@ -76,4 +78,5 @@ class RechargeOrder(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="order_status_created_idx")]
 
     def __str__(self):
-        return f"{self.tx_no} {self.amount} {self.currency} ({self.get_status_display()})"
+        amount = format_minor(self.amount, self.currency)
+        return f"{self.tx_no} {amount} ({self.get_status_display()})"
