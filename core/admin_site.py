@@ -16,7 +16,8 @@ from .search import TERM_MAX_LENGTH, staff_search
 
 class ProjectAdminSite(admin.AdminSite):
     """``admin.site``; see the module docstring. Every page also shows the lines the callables
-    named in ``ADMIN_BANNERS`` return (notifications: its disabled endpoints), as errors at
+    named in ``ADMIN_BANNERS`` return (notifications: its disabled endpoints) and a warning per
+    periodic task of ``PERIODIC_TASKS`` disabled or missing (``core.beat``), as errors at
     the top (core/templates/admin/base_site.html), and a Find box (``find_view``)."""
 
     def get_urls(self):
@@ -62,10 +63,16 @@ class ProjectAdminSite(admin.AdminSite):
 
     def each_context(self, request):
         context = super().each_context(request)
-        context["banners"] = [
-            line for path in settings.ADMIN_BANNERS for line in import_string(path)()
-        ]
+        # Staff only: the log-in page is this site's too, and shows them to anyone.
+        context["banners"] = self._banners() if self.has_permission(request) else []
         return context
+
+    def _banners(self) -> list[str]:
+        # Imported here: this module is loaded with INSTALLED_APPS, before any model.
+        from .beat import periodic_tasks_stopped_warnings
+
+        lines = [line for path in settings.ADMIN_BANNERS for line in import_string(path)()]
+        return lines + periodic_tasks_stopped_warnings()
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
@@ -79,6 +86,13 @@ class ProjectAdminSite(admin.AdminSite):
 
 
 class ProjectAdminConfig(AdminConfig):
-    """``django.contrib.admin`` with ``ProjectAdminSite`` as ``admin.site`` (INSTALLED_APPS)."""
+    """``django.contrib.admin`` with ``ProjectAdminSite`` as ``admin.site`` (INSTALLED_APPS),
+    and django-celery-beat's periodic task admin replaced by core's (``core.admin_beat``)."""
 
     default_site = "core.admin_site.ProjectAdminSite"
+
+    def ready(self):
+        super().ready()  # autodiscover: every app's admin module, django-celery-beat's too
+        from .admin_beat import periodic_task_admin_replace
+
+        periodic_task_admin_replace(admin.site)
