@@ -309,7 +309,7 @@ class EndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for endpoint in queryset:
             count = services.endpoint_recover(endpoint_id=endpoint.pk, since=since)
             total += count
-            message = f"Recovered since {since:%Y-%m-%d %H:%M %Z}: {count} resent."
+            message = f"Recovered since {when(since)}: {count} resent."
             staff_action_log(modeladmin=self, request=request, obj=endpoint, message=message)
         self.message_user(
             request,

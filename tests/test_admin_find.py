@@ -7,7 +7,10 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts.models import InboundNotification, LedgerEntry, Recharge
+from core import search
+from core.search import MATCHES_PER_SEARCHER
 from notifications.models import Notification
+from payments.selectors import recharge_orders_search
 from payments.services import recharge_order_create, recharge_order_pay
 from tests.helpers import order_request
 
@@ -176,3 +179,30 @@ def test_every_admin_page_has_the_find_box(admin_client, case):
     for url in pages:
         content = admin_client.get(url).content.decode()
         assert f'action="{FIND}"' in content, url
+
+
+def test_at_most_twenty_rows_per_app_and_identifier(admin_client, merchant, account):
+    """An account_no naming 25 orders lists the 20 newest of them (and the account): the page
+    stays short whatever the history."""
+    for number in range(25):
+        recharge_order_create(
+            **order_request(
+                merchant=merchant, out_trade_no=f"MANY-{number}", account_no=account.account_no
+            )
+        )
+
+    rows = found(admin_client, account.account_no)
+
+    assert len([r for r in rows if r.startswith("rechargeorder ")]) == MATCHES_PER_SEARCHER == 20
+    assert rows[-1] == row(account)
+
+
+def test_registering_a_searcher_again_replaces_it():
+    """An app's ready() run twice leaves its searcher registered once, at the new rank."""
+    before = list(search._searchers)
+    try:
+        search.staff_searcher_register(search=recharge_orders_search, rank=5)
+        mine = [s for s in search._searchers if s.search is recharge_orders_search]
+        assert [s.rank for s in mine] == [5]
+    finally:
+        search._searchers[:] = before

@@ -82,9 +82,7 @@ def count_loads(page: Page) -> list[str]:
     return loads
 
 
-def test_staff_find_a_webhook_id_read_its_attempts_and_resend(
-    page, screenshot, width, support, refused
-):
+def test_staff_find_a_webhook_id_read_its_attempts_and_resend(page, screenshot, support, refused):
     """From the index: the webhook-id in the Find box lists the order first, then the
     notification and accounts' rows; the notification's page shows both attempts with the
     request headers sent and the 500 response; "Resend now" makes it pending and says the
@@ -121,7 +119,6 @@ def test_staff_find_a_webhook_id_read_its_attempts_and_resend(
     refused.refresh_from_db()
     assert refused.state == Notification.State.PENDING
     assert len(loads) <= MAX_PAGE_LOADS, loads
-    print(f"\n{width} px: {len(loads)} page loads from the index: {loads}")
 
 
 @pytest.mark.parametrize("width", [1280], indirect=True)
