@@ -3,8 +3,8 @@ webhook-id, account_no, username), looked up across every app at once.
 
 Core imports no app's models: each app registers a searcher in its ``AppConfig.ready()``
 (``staff_searcher_register``): a selector of its own, ``search(*, term)`` returning
-``Match``es. The admin's
-Find page (``core.admin_site``) shows only the matches whose admin the staff user may view.
+``Match``es. The admin's Find page (``core.admin_site``) shows only the matches whose admin
+the staff user may view.
 """
 
 from collections.abc import Callable, Iterable

@@ -240,7 +240,8 @@ class RechargeOrderAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
             self.message_user(
                 request,
                 f"Resend queued: {scheduled} notification(s) due now; a worker sends it within "
-                "seconds and the attempt appears below.",
+                "seconds (unless its endpoint is failing or disabled) and the attempt appears "
+                "below.",
                 messages.SUCCESS,
             )
         else:

@@ -107,8 +107,8 @@ def test_resend_on_the_order_page_queues_it_logs_and_says_so(
     assert notification.state == State.PENDING and notification.next_attempt_at <= timezone.now()
     assert len(callbacks) == 1
     assert notes == [
-        "Resend queued: 1 notification(s) due now; a worker sends it within seconds and the "
-        "attempt appears below."
+        "Resend queued: 1 notification(s) due now; a worker sends it within seconds (unless "
+        "its endpoint is failing or disabled) and the attempt appears below."
     ]
     assert logged(paid) == ["Resend notification: 1 scheduled."]
 
@@ -277,9 +277,10 @@ def hrefs(client, obj) -> list[str]:
 
 
 def test_the_pages_of_one_case_link_to_each_other(admin_client, paid, account):
-    """Order → accounts' recharge, receipt, ledger entry, account (by admin search); recharge,
-    receipt and ledger entry → the order and its notifications, and each other; each search
-    link opens a list holding exactly the row of this case."""
+    """Order → accounts' recharge, receipt, ledger entry, account; recharge, receipt and ledger
+    entry → the order, its notifications and each other (all by admin search, so no link
+    names a row the user may not view); recharge → its account's page. Each search link
+    opens a list holding exactly the row of this case."""
     notification = notification_of(paid)
     receipt = InboundNotification.objects.create(
         webhook_id=notification.webhook_id, tx_no=paid.tx_no, outcome="applied"
@@ -301,9 +302,12 @@ def test_the_pages_of_one_case_link_to_each_other(admin_client, paid, account):
     assert f"{reverse('admin:payments_rechargeorder_changelist')}?q={paid.tx_no}" in from_recharge
     for link, row in zip(from_order[:4], [recharge, receipt, entry, account], strict=True):
         assert [r.pk for r in admin_client.get(link).context["cl"].result_list] == [row.pk]
-    content = admin_client.get(change_url(recharge)).content.decode()
-    for row in (receipt, entry, account):
-        assert f'href="{change_url(row)}"' in content, row
+    assert f"{reverse('admin:accounts_inboundnotification_changelist')}?q={paid.tx_no}" in (
+        from_recharge
+    )
+    assert f"{reverse('admin:accounts_ledgerentry_changelist')}?q={paid.tx_no}" in from_recharge
+    recharge_page = admin_client.get(change_url(recharge)).content.decode()
+    assert f'href="{change_url(account)}"' in recharge_page
     receipt_page = admin_client.get(change_url(receipt)).content.decode()
     notifications = reverse("admin:notifications_notification_changelist")
     assert f'href="{notifications}?q={notification.webhook_id}"' in receipt_page
