@@ -7,6 +7,7 @@ unique constraint is the last line of defence behind the conditional status upda
 from django.conf import settings
 from django.db import models
 
+from core.money import format_minor
 from payments.contract import RechargeStatus
 
 
@@ -43,7 +44,7 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
 
     def __str__(self):
-        return f"{self.tx_no} +{self.amount} {self.currency}"
+        return f"{self.tx_no} +{format_minor(self.amount, self.currency)}"
 
 
 # A failed recharge as the user reads it, by the failure_reason payments sent.
@@ -86,7 +87,8 @@ class Recharge(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.out_trade_no} {self.amount} {self.currency} ({self.get_status_display()})"
+        amount = format_minor(self.amount, self.currency)
+        return f"{self.out_trade_no} {amount} ({self.get_status_display()})"
 
     def status_label(self) -> str:
         """The status as the user reads it: a failed recharge named by why it failed

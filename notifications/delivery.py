@@ -293,6 +293,7 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
                 "started_at",
                 "duration_ms",
                 "status_code",
+                "request_headers",
                 "response_excerpt",
                 "error",
                 "succeeded",
@@ -311,6 +312,8 @@ def _attempt_row(claimed: Claimed, result: http.PostResult, started: datetime):
         started_at=started,
         duration_ms=result.duration_ms,
         status_code=result.status_code,
+        # An unsigned attempt sent nothing: no headers to show.
+        request_headers=http.headers_sent(claimed.headers) if claimed.headers else {},
         response_excerpt=result.excerpt,
         error=result.error,
         succeeded=result.ok,

@@ -130,6 +130,15 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    # A database default as well: the previous release's workers, still running during a
+    # rolling deploy, insert attempt rows without this column.
+    request_headers = models.JSONField(
+        default=dict,
+        db_default={},
+        blank=True,
+        help_text="The headers sent (webhook-id, -timestamp, -signature, Content-Type, "
+        "User-Agent); empty when nothing was sent. Signatures only, never a secret.",
+    )
     response_excerpt = models.TextField(blank=True, help_text="First 1 KiB of the response.")
     error = models.CharField(max_length=255, blank=True)
     succeeded = models.BooleanField()

@@ -1,12 +1,17 @@
 """Reads of the outbox, for the sweeper, the admin and other apps."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet, Subquery
 
+from core.search import MATCHES_PER_SEARCHER, Match
+
 from .conf import notify_settings
 from .models import Endpoint, Notification
+
+_WEBHOOK_ID = re.compile(r"msg_([0-9a-fA-F]{32})")
 
 
 def notifications_due_count(*, now: datetime, up_to: int) -> int:
@@ -121,12 +126,8 @@ def notification_subject_for_webhook_id(*, webhook_id: str, sender_key: str) -> 
     """The subject of the sender's notification whose ``webhook-id`` is ``webhook_id``
     (``msg_`` and 32 hex digits, as a receiver logs it), or None: another sender's, unknown,
     or not a webhook-id at all."""
-    prefix, _, hex_id = webhook_id.partition("_")
-    try:
-        notification_id = uuid.UUID(hex=hex_id)
-    except ValueError:
-        return None
-    if prefix != "msg" or len(hex_id) != 32:
+    notification_id = notification_id_from_webhook_id(webhook_id)
+    if notification_id is None:
         return None
     found = Notification.objects.filter(pk=notification_id, sender_key=sender_key)
     return found.values_list("subject", flat=True).first()
@@ -139,3 +140,23 @@ def notifications_prunable(*, delivered_before: datetime) -> QuerySet:
     return Notification.objects.filter(
         state=Notification.State.DELIVERED, delivered_at__lt=delivered_before
     ).order_by("delivered_at")
+
+
+def notifications_search(*, term: str) -> list[Match]:
+    """Staff's Find (``core.search``): the notification whose webhook-id is ``term``
+    (``msg_<32 hex>``, as the merchant quotes it from the request headers), else those whose
+    subject is ``term`` (for payments: a tx_no), newest first. Each leads to its subject."""
+    notification_id = notification_id_from_webhook_id(term)
+    if notification_id is not None:
+        found, via = Notification.objects.filter(pk=notification_id), "webhook-id"
+    else:
+        found, via = Notification.objects.filter(subject=term), "subject"
+    found = found.order_by("-created_at")[:MATCHES_PER_SEARCHER]
+    return [Match(notification, via, (notification.subject,)) for notification in found]
+
+
+def notification_id_from_webhook_id(webhook_id: str) -> uuid.UUID | None:
+    """The notification id inside a webhook-id (``msg_<32 hex>``, ``Notification.webhook_id``),
+    or None when ``webhook_id`` is not one."""
+    match = _WEBHOOK_ID.fullmatch(webhook_id)
+    return uuid.UUID(hex=match[1]) if match else None

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from core.money import format_minor
+
 from .contract import RechargeStatus
 
 
@@ -77,7 +79,8 @@ class RechargeOrder(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="order_status_created_idx")]
 
     def __str__(self):
-        return f"{self.tx_no} {self.amount} {self.currency} ({self.get_status_display()})"
+        amount = format_minor(self.amount, self.currency)
+        return f"{self.tx_no} {amount} ({self.get_status_display()})"
 
 
 class MerchantMember(models.Model):

@@ -378,7 +378,8 @@ def test_resend_action_reschedules_an_exhausted_notification(
     assert notification.next_attempt_at <= timezone.now()
     assert len(callbacks) == 1
     assert notes == [
-        "Resent the notification of 1 order(s); skipped 1 (still pending, or an attempt in flight)."
+        "Resend queued for the notifications of 1 order(s); skipped 1 (still pending, or an "
+        "attempt in flight)."
     ]
 
 
@@ -422,9 +423,9 @@ def test_expire_action_fails_pending_orders_and_leaves_paid_ones(admin_client, m
 
 
 @responses.activate
-def test_reconcile_action_credits_once_then_reports_a_duplicate(admin_client, recharge):
-    """The "reconcile now" action asks payments (GET by tx_no), credits the succeeded recharge once,
-    and a second run changes nothing and says it was a duplicate."""
+def test_reconcile_action_credits_once_then_reports_already_credited(admin_client, recharge):
+    """The "reconcile now" action asks payments (GET by tx_no), credits the succeeded recharge
+    once and says so; a second run changes nothing and says it was already credited."""
     responses.get(
         f"{PAYMENTS_API}/api/payments/recharges/TX-1/", json=order_json(recharge, Status.SUCCEEDED)
     )
@@ -438,8 +439,8 @@ def test_reconcile_action_credits_once_then_reports_a_duplicate(admin_client, re
     assert recharge.closed_by == LedgerEntry.Source.RECONCILIATION
     assert recharge.account.balance == 1234
     assert LedgerEntry.objects.filter(tx_no="TX-1").count() == 1
-    assert first == ["Reconciled: 1 applied."]
-    assert second == ["Reconciled: 1 duplicate."]
+    assert first == ["Asked payments: 1 credited now."]
+    assert second == ["Asked payments: 1 already credited."]
     assert len(responses.calls) == 2
 
 

@@ -72,6 +72,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Moments to the second with their zone wherever Django formats them (core/formats/).
+FORMAT_MODULE_PATH = ["core.formats"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "accounts:home"
