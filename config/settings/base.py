@@ -112,6 +112,7 @@ from .api import *  # noqa: E402, F403
 from .auth import *  # noqa: E402, F403
 from .celery import *  # noqa: E402, F403
 from .database import *  # noqa: E402, F403
+from .metrics import *  # noqa: E402, F403
 from .notifications import *  # noqa: E402, F403
 from .payments import *  # noqa: E402, F403
 from .redis import *  # noqa: E402, F403
