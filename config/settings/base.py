@@ -102,7 +102,9 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Celery's routine lines (the sweeper every 2 s) at DEBUG; work done, warnings, errors stay.
+    "filters": {"routine": {"()": "core.logfilters.RoutineFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["routine"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
