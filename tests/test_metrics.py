@@ -12,15 +12,19 @@ from unittest import mock
 
 import pytest
 import redis
+import requests
 from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounts import services as accounts_services
+from config.celery import serve_metrics
 from core.metrics import BrokerCollector, broker_queues
+from devstack.redis import free_port
 from notifications import services
 from notifications.delivery import deliveries_run
-from notifications.metrics import attempt_kind
+from notifications.http import PostResult
+from notifications.metrics import attempt_kind, attempts_observe
 from notifications.models import Endpoint, Notification
 from tests.conftest import sign
 from tests.helpers import WEBHOOK_ID, notification_payload
@@ -271,3 +275,30 @@ def test_an_unreachable_broker_is_up_0_and_no_lengths(client, db, settings):
     assert value(samples, "recharge_broker_up") == 0
     assert not [key for key in samples if key[0] == "recharge_queue_messages"]
     assert value(samples, "notifications_database_up") == 1
+
+
+# --- A worker host's own metrics server ----------------------------------------------------
+
+
+def test_a_worker_serves_its_hosts_counters_on_worker_metrics_port(settings):
+    """With WORKER_METRICS_PORT set, the worker's start (``worker_init``) serves this host's
+    counters there: an attempt counted in this process is in what it serves. Unset: nothing
+    is started."""
+    settings.WORKER_METRICS_PORT = None
+    with mock.patch("prometheus_client.start_http_server") as start:
+        serve_metrics()
+    start.assert_not_called()
+
+    settings.WORKER_METRICS_PORT = free_port()
+    serve_metrics()
+    attempts_observe([(None, PostResult(None, "", "timeout after 10 s", 10000), None)])
+
+    url = f"http://127.0.0.1:{settings.WORKER_METRICS_PORT}/metrics"
+    text = requests.get(url, timeout=5).text
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert value(samples, "notifications_attempts_total", outcome="failed", kind="timeout") >= 1
+    assert not [key for key in samples if key[0] == "recharge_broker_up"]  # counters only
