@@ -5,7 +5,13 @@ import hashlib
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError, Throttled, UnsupportedMediaType, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    ParseError,
+    Throttled,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -137,8 +143,11 @@ class NotifyApi(APIView):
         return Response({"outcome": outcome, "detail": reason}, status=HTTP_STATUS[outcome])
 
     def handle_exception(self, exc):
-        """Count a refusal (see ``REFUSALS``) before DRF turns it into its 4xx."""
-        metrics.receipt_observe(outcome="refused", reason=REFUSALS.get(type(exc), "other"))
+        """Count a refusal (see ``REFUSALS``) before DRF turns it into its 4xx; anything
+        else (a 500) is no receipt and is not counted."""
+        if isinstance(exc, APIException):
+            reason = REFUSALS.get(type(exc), "other")
+            metrics.receipt_observe(outcome="refused", reason=reason)
         return super().handle_exception(exc)
 
 

@@ -191,7 +191,8 @@ def test_attempt_kinds(status_code, error, kind):
 
 def test_receipts_are_counted_by_outcome_and_refusal_reason(client, recharge):
     """The notify endpoint counts what it did with each request: applied, duplicate, and
-    refusals by reason (here a forged signature: ``unverified``)."""
+    refusals by reason (here a forged signature, ``unverified``, and a body that is not JSON,
+    ``not_json``)."""
     name = "recharge_receipts_total"
     before = scrape(client)
     body = json.dumps(notification_payload(recharge))
@@ -203,6 +204,9 @@ def test_receipts_are_counted_by_outcome_and_refusal_reason(client, recharge):
     assert client.post(url, **post, headers=headers).status_code == 200
     assert client.post(url, **post, headers=headers).status_code == 200
     assert client.post(url, **post, headers=forged).status_code == 400
+    unsigned_type = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    text = client.post(url, data=body, content_type="text/plain", headers=unsigned_type)
+    assert text.status_code == 415
     after = scrape(client)
 
     def delta(**labels):
@@ -211,6 +215,7 @@ def test_receipts_are_counted_by_outcome_and_refusal_reason(client, recharge):
     assert delta(outcome="applied", reason="") == 1
     assert delta(outcome="duplicate", reason="") == 1
     assert delta(outcome="refused", reason="unverified") == 1
+    assert delta(outcome="refused", reason="not_json") == 1
 
 
 def test_reconciliation_outcomes_are_counted(client, recharge):
