@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.throttling import throttle_hit
 
+from . import metrics
 from .models import Account, InboundNotification, LedgerEntry, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
 from .selectors import receipts_prunable, recharges_pending_count, recharges_to_reconcile
@@ -201,7 +202,9 @@ def recharge_reconcile(*, recharge: Recharge, client: PaymentsClient) -> str:
     ResultMismatch, UnknownRecharge.
     """
     Recharge.objects.filter(pk=recharge.pk).update(last_checked_at=timezone.now())
-    return _query_and_apply(recharge, client)
+    outcome = _query_and_apply(recharge, client)
+    metrics.reconciliations_observe({outcome: 1})
+    return outcome
 
 
 def recharges_reconcile_pending() -> dict:
@@ -233,6 +236,7 @@ def recharges_reconcile_pending() -> dict:
         counts[outcome] += 1
         if outcome == "unreachable":
             break
+    metrics.reconciliations_observe(counts)
     return dict(counts)
 
 

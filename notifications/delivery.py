@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from . import circuit, http, signing
+from . import circuit, http, metrics, signing
 from .conf import notify_settings
 from .endpoints import notifications_adopt
 from .models import DeliveryAttempt, Endpoint, Notification
@@ -302,6 +302,7 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
         recorded = _move_on(results, now)
         for endpoint_id, endpoint in endpoints.items():
             _endpoint_after(endpoint, outcomes[endpoint_id], now)
+    metrics.attempts_observe(results)  # once committed: a rolled-back batch is not counted
     return recorded
 
 

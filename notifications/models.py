@@ -148,6 +148,8 @@ class DeliveryAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["notification", "number"], name="attempt_once"),
         ]
+        # The dashboard's hourly figures read the last day's attempts (notifications/stats.py).
+        indexes = [models.Index(fields=["started_at"], name="attempt_started_idx")]
 
     def __str__(self):
         return f"attempt {self.number} of {self.notification_id}"
