@@ -11,6 +11,7 @@ that only this scenario's rows are past it (those of the others, made minutes or
 stay); the batch's selection is also EXPLAINed.
 """
 
+import json
 import re
 import statistics
 import time
@@ -28,6 +29,18 @@ DAY = 86400
 DELIVERED_DAYS_AGO = 400
 RETENTION_DAYS = 300
 KEPT_EVERY = 100  # one row of each kept kind per this many prunable ones
+# What a real attempt row holds (notifications/http.py's headers as sent), so a batch deletes
+# rows of their real size.
+REQUEST_HEADERS = json.dumps(
+    {
+        "User-Agent": "recharge-notify",
+        "Accept-Encoding": "identity",
+        "Content-Type": "application/json",
+        "webhook-id": "msg_" + "0" * 32,
+        "webhook-timestamp": "1764252000",
+        "webhook-signature": "v1," + "A" * 43 + "=",
+    }
+)
 
 
 def _uuid(prefix: str) -> str:
@@ -107,6 +120,7 @@ class Table:
             "status_code": ("204" if last else "503", []),
             "response_excerpt": ("''", []),
             "error": ("''", []),
+            "request_headers": (_sql(connection.vendor)["json"], [REQUEST_HEADERS]),
             "succeeded": ("%s", [last]),
         }
 

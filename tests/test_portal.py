@@ -67,6 +67,7 @@ def paid(order_factory, django_capture_on_commit_callbacks):
         duration_ms=412,
         status_code=503,
         response_excerpt="upstream busy",
+        request_headers={"webhook-id": notification.webhook_id, "webhook-timestamp": "1764252000"},
         succeeded=False,
     )
     Notification.objects.filter(pk=notification.pk).update(
@@ -183,7 +184,8 @@ def test_the_list_is_paginated_and_a_page_past_the_end_is_404(portal, order_fact
 
 def test_the_order_page_shows_the_body_as_sent_and_every_attempt(portal, paid):
     """The order's notification: its webhook-id, the frozen body indented, and the attempt's
-    status, duration, response excerpt; with a Resend button for an admin."""
+    status, duration, response excerpt and the request headers it sent; with a Resend button
+    for an admin."""
     notification = notifications_for_subject(subject=paid.tx_no).get()
 
     page = portal.get(order_url(paid.tx_no)).content.decode()
@@ -191,6 +193,7 @@ def test_the_order_page_shows_the_body_as_sent_and_every_attempt(portal, paid):
     assert notification.webhook_id in page
     assert "&quot;out_trade_no&quot;: &quot;SHOP-PAID&quot;" in page  # indented JSON
     assert "503" in page and "412" in page and "upstream busy" in page
+    assert "webhook-timestamp: 1764252000" in page
     assert ">Resend</button>" in page
 
 
