@@ -383,6 +383,20 @@ def test_the_guide_fills_in_the_merchant_and_renders_the_contract(portal, mercha
     assert 'href="../' not in page
 
 
+def test_the_guide_of_a_merchant_without_allowed_hosts_says_to_ask_for_one(portal, merchant):
+    """A merchant onboarded without --allowed-host (none yet) still gets its guide, which
+    says no URL is accepted until staff add a host, instead of a 500."""
+    merchant.allowed_hosts = []
+    merchant.save(update_fields=["allowed_hosts"])
+
+    response = portal.get(reverse("payments:portal:guide"))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No allowed host yet" in page
+    assert '"notify_url": "https://your-shop.example/notify"' in page.replace("&quot;", '"')
+
+
 def test_the_contract_is_rendered_without_raw_html_or_links_into_the_source(tmp_path, monkeypatch):
     """The guide's rendering of the contract file drops its title, escapes raw HTML, shows
     a link into the repository as its text and keeps a link to the web."""

@@ -39,6 +39,8 @@ from .guide import contract_html
 
 PAGE_SIZE = 50
 LOGIN = "payments:portal:login"
+# The guide's example host while the merchant has no allowed host yet (the page says so).
+EXAMPLE_HOST = "your-shop.example"
 
 
 class PortalLoginView(auth_views.LoginView):
@@ -242,11 +244,13 @@ def api_key_roll(request, member):
 @member_required
 def guide(request, member):
     """The integration guide with this merchant's app id, hosts and the API's URL filled in,
-    followed by the notification contract (docs/notifications.md)."""
+    followed by the notification contract (docs/notifications.md). A merchant without an
+    allowed host yet gets ``EXAMPLE_HOST`` in the examples."""
+    hosts = member.merchant.allowed_hosts
     context = {
         "member": member,
         "api_url": settings.PAYMENTS_API_URL.rstrip("/"),
-        "host": member.merchant.allowed_hosts[0].lstrip("."),
+        "host": hosts[0].lstrip(".") if hosts else EXAMPLE_HOST,
         "contract": contract_html(),
     }
     return render(request, "payments/portal/guide.html", context)
