@@ -357,6 +357,22 @@ def test_recover_resends_since_a_time_and_another_merchants_endpoint_is_404(port
     assert Endpoint.objects.get(pk=theirs.pk).state == theirs.state
 
 
+def test_recover_presses_spend_the_resend_rate(portal, paid, endpoints, settings, fresh_throttles):
+    """A Recover reschedules every undelivered notification of the endpoint since any time at
+    once, so it spends the merchant's PAYMENTS_PORTAL_RESEND_RATE as a Resend does: past it,
+    429 with a Retry-After, and the exhausted notification stays exhausted."""
+    settings.PAYMENTS_PORTAL_RESEND_RATE = "1/min"
+    ours, _ = endpoints
+    assert portal.post(RESEND, {"tx_no": paid.tx_no}).status_code == 302
+    Notification.objects.filter(endpoint=ours).update(state=Notification.State.EXHAUSTED)
+    url = reverse("payments:portal:endpoint-recover", args=[ours.pk])
+
+    refused = portal.post(url, {"since": "2000-01-01T00:00"})
+
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert Notification.objects.get(endpoint=ours).state == Notification.State.EXHAUSTED
+
+
 def test_reenable_closes_the_circuit_of_own_endpoint_only(portal, endpoints):
     """Re-enable: the member's endpoint is healthy; the other merchant's is 404."""
     ours, theirs = endpoints

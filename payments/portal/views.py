@@ -84,6 +84,28 @@ def operator_required(view):
     return wrapped
 
 
+def resend_throttled(view):
+    """After ``operator_required``: a press that sends notifications again now (resend,
+    recover, re-enable) spends the merchant's ``PAYMENTS_PORTAL_RESEND_RATE``; past it, 429
+    with ``Retry-After`` and nothing changes."""
+
+    @wraps(view)
+    def wrapped(request, member, *args, **kwargs):
+        wait = throttle_hit(
+            key=f"portal-resend:{member.merchant_id}",
+            rate=settings.PAYMENTS_PORTAL_RESEND_RATE,
+            scope="portal resend",
+        )
+        if wait is None:
+            return view(request, member, *args, **kwargs)
+        context = {"member": member, "reason": f"Too many resends; try again in {wait:.0f} s."}
+        response = render(request, "payments/portal/refused.html", context, status=429)
+        response["Retry-After"] = str(max(1, round(wait)))
+        return response
+
+    return wrapped
+
+
 @require_GET
 @member_required
 def orders(request, member):
@@ -121,19 +143,10 @@ def order_detail(request, member, tx_no):
 @require_POST
 @member_required
 @operator_required
+@resend_throttled
 def orders_resend(request, member):
     """Resend the notifications of the orders ticked (``tx_no``, repeated; at most
     ``RESEND_MAX``), then back to where the form was (``next``, this site only)."""
-    wait = throttle_hit(
-        key=f"portal-resend:{member.merchant_id}",
-        rate=settings.PAYMENTS_PORTAL_RESEND_RATE,
-        scope="portal resend",
-    )
-    if wait is not None:
-        context = {"member": member, "reason": f"Too many resends; try again in {wait:.0f} s."}
-        response = render(request, "payments/portal/refused.html", context, status=429)
-        response["Retry-After"] = str(max(1, round(wait)))
-        return response
     tx_nos = request.POST.getlist("tx_no")
     try:
         scheduled = services.member_orders_resend(member=member, tx_nos=tx_nos)
@@ -173,6 +186,7 @@ def endpoints(request, member):
 @require_POST
 @member_required
 @operator_required
+@resend_throttled
 def endpoint_recover(request, member, endpoint_id):
     """Re-enable the endpoint and resend what it has not acknowledged since ``since``."""
     form = RecoverForm(request.POST)
@@ -195,6 +209,7 @@ def endpoint_recover(request, member, endpoint_id):
 @require_POST
 @member_required
 @operator_required
+@resend_throttled
 def endpoint_enable(request, member, endpoint_id):
     """Re-enable a disabled endpoint: its due notifications go at once."""
     try:
