@@ -378,8 +378,8 @@ def test_resend_action_reschedules_an_exhausted_notification(
     assert notification.next_attempt_at <= timezone.now()
     assert len(callbacks) == 1
     assert notes == [
-        "Resend queued for the notifications of 1 order(s); skipped 1 (still pending, or an "
-        "attempt in flight)."
+        "Resend queued for the notifications of 1 order(s); skipped 1 (still pending, an "
+        "attempt in flight, or its notification deleted after the retention period)."
     ]
 
 

@@ -14,8 +14,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications.conf import notify_settings
 from notifications.models import DeliveryAttempt, Endpoint, Notification
 from notifications.selectors import notifications_for_subject
+from notifications.services import notifications_prune
 from payments import selectors, services
 from payments.models import MerchantMember
 from payments.portal import guide
@@ -222,6 +224,22 @@ def test_resend_schedules_the_notification_now_and_logs_it(
     assert entry.get_change_message() == "Resend notification from the portal: 1 scheduled."
     page = portal.get(order_url(paid.tx_no)).content.decode()
     assert "Scheduled 1 notification(s) of 1 order(s)" in page
+
+
+def test_an_order_whose_notification_was_pruned_says_so_and_resend_too(portal, paid):
+    """Past the retention period the delivered notification is deleted: the order page says
+    so (not that the notify_url will be notified), and Resend says why nothing was sent."""
+    delivered_at = timezone.now() - timedelta(seconds=notify_settings.RETENTION + 60)
+    Notification.objects.filter(subject=paid.tx_no).update(
+        state=Notification.State.DELIVERED, delivered_at=delivered_at
+    )
+    notifications_prune(now=timezone.now(), batch_size=10, budget_seconds=5)
+
+    page = portal.get(order_url(paid.tx_no)).content.decode()
+    resent = portal.post(RESEND, {"tx_no": paid.tx_no}, follow=True).content.decode()
+
+    assert "None left: its notification was delivered, then deleted" in page
+    assert "one delivered long ago has been deleted" in resent
 
 
 def test_resend_many_refuses_a_foreign_order_and_resends_nothing(portal, paid, foreign):

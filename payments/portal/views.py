@@ -164,8 +164,9 @@ def orders_resend(request, member):
     else:
         messages.warning(
             request,
-            "Nothing was scheduled: a pending order has no notification yet, and one being "
-            "sent right now is left to finish.",
+            "Nothing was scheduled: a pending order has no notification yet, one being sent "
+            "right now is left to finish, and one delivered long ago has been deleted (query "
+            "such an order through the API).",
         )
     return redirect(_next_or(request, reverse("payments:portal:orders")))
 
