@@ -110,14 +110,22 @@ class MerchantAdmin(admin.ModelAdmin):
 
 @admin.register(MerchantMember)
 class MerchantMemberAdmin(admin.ModelAdmin):
-    """Who may log in to a merchant's portal (/portal/), and as admin or viewer; also made by
-    ``create_merchant --portal-user`` and ``merchant_member_add``."""
+    """Who may log in to a merchant's portal (/portal/), and as admin or viewer: listed, and
+    removed, here; made only by ``create_merchant --portal-user`` and ``merchant_member_add``.
+    A portal admin rolls the merchant's webhook secret and API key, credentials that staff
+    never get from the admin (``MerchantAdmin``): staff adding themselves as one would."""
 
     list_display = ("user", "merchant", "role", "created_at")
     list_filter = ("role",)
     list_select_related = ("user", "merchant")
     search_fields = ("=user__username", "=merchant__app_id")
     raw_id_fields = ("user", "merchant")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class StuckFilter(admin.SimpleListFilter):
