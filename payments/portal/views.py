@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import InvalidPage, Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -25,7 +26,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.throttling import throttle_hit
-from notifications.models import Endpoint
 from notifications.selectors import (
     endpoint_success_rate,
     endpoints_for_sender,
@@ -180,7 +180,7 @@ def endpoints(request, member):
         {"endpoint": e, "success_rate": endpoint_success_rate(e)}
         for e in endpoints_for_sender(sender_key=member.merchant.app_id)
     ]
-    context = {"member": member, "rows": rows, "form": RecoverForm(), "Endpoint": Endpoint}
+    context = {"member": member, "rows": rows, "form": RecoverForm()}
     return render(request, "payments/portal/endpoints.html", context)
 
 
@@ -199,7 +199,7 @@ def endpoint_recover(request, member, endpoint_id):
         count = services.member_endpoint_recover(
             member=member, endpoint_id=endpoint_id, since=form.cleaned_data["since"]
         )
-    except Endpoint.DoesNotExist as exc:
+    except ObjectDoesNotExist as exc:  # notifications' Endpoint.DoesNotExist
         raise Http404("No such endpoint.") from exc
     messages.success(
         request, f"Re-enabled; {count} undelivered notification(s) scheduled to be sent now."
@@ -215,7 +215,7 @@ def endpoint_enable(request, member, endpoint_id):
     """Re-enable a disabled endpoint: its due notifications go at once."""
     try:
         services.member_endpoint_enable(member=member, endpoint_id=endpoint_id)
-    except Endpoint.DoesNotExist as exc:
+    except ObjectDoesNotExist as exc:  # notifications' Endpoint.DoesNotExist
         raise Http404("No such endpoint.") from exc
     messages.success(request, "Re-enabled: its due notifications are being sent.")
     return redirect("payments:portal:endpoints")
