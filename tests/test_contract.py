@@ -11,7 +11,7 @@ from notifications.models import Notification
 from payments.contract import EVENT_TYPES, RechargeNotificationSerializer, RechargeStatus
 from payments.services import recharge_order_cancel, recharge_order_decline, recharge_order_pay
 from tests.conftest import sign
-from tests.helpers import recharge_fields
+from tests.helpers import WEBHOOK_ID, notification_payload, recharge_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +73,26 @@ def test_accounts_keeps_the_failure_reason_payments_emits(order_factory, recharg
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     recharge.refresh_from_db()
     assert (recharge.status, recharge.failure_reason) == (RechargeStatus.FAILED, "cancelled")
+
+
+def test_accounts_applies_a_failure_reason_it_does_not_know_however_long(recharge_factory):
+    """The contract says more failure reasons may be added: a receiver refusing one would
+    have it retried for a day and never applied. A reason longer than any today's (payments
+    stores 32 characters) fails the recharge all the same, kept bounded."""
+    recharge = recharge_factory()
+    reason = "declined_by_the_issuing_bank_risk_control"
+    body = json.dumps(notification_payload(recharge, status=200, failure_reason=reason))
+
+    response = APIClient().post(
+        "/api/accounts/notify/",
+        data=body,
+        content_type="application/json",
+        headers=sign(body, webhook_id=WEBHOOK_ID),
+    )
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "applied")
+    recharge.refresh_from_db()
+    assert (recharge.status, recharge.failure_reason) == (RechargeStatus.FAILED, reason[:32])
 
 
 def test_the_schema_publishes_the_contract_as_one_component(client):
