@@ -261,6 +261,18 @@ def test_resend_many_takes_1_to_100_orders(portal, paid, count):
     assert notifications_for_subject(subject=paid.tx_no).get().state == "exhausted"
 
 
+@pytest.mark.parametrize("tx_no", ["TX\x00NUL", "x" * 65, "a b"])
+def test_resend_of_something_that_is_no_tx_no_is_a_400(portal, paid, tx_no):
+    """A tx_no that cannot be one (a NUL, which PostgreSQL text cannot hold: it was a 500;
+    too long; punctuation) is refused before any query: 400 with the reason, nothing
+    resent."""
+    response = portal.post(RESEND, {"tx_no": [paid.tx_no, tx_no]})
+
+    assert response.status_code == 400
+    assert b"Not a tx_no: 1-64 letters, digits, _ or -." in response.content
+    assert notifications_for_subject(subject=paid.tx_no).get().state == "exhausted"
+
+
 def test_resend_presses_are_rate_limited_per_merchant(portal, paid, settings, fresh_throttles):
     """Past PAYMENTS_PORTAL_RESEND_RATE the next press is 429 with a Retry-After."""
     settings.PAYMENTS_PORTAL_RESEND_RATE = "1/min"

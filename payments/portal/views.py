@@ -34,7 +34,7 @@ from notifications.selectors import (
 
 from ..models import RechargeOrder
 from . import selectors, services
-from .forms import OrderSearchForm, RecoverForm
+from .forms import OrderSearchForm, RecoverForm, ResendForm
 from .guide import contract_html
 
 PAGE_SIZE = 50
@@ -147,7 +147,11 @@ def order_detail(request, member, tx_no):
 def orders_resend(request, member):
     """Resend the notifications of the orders ticked (``tx_no``, repeated; at most
     ``RESEND_MAX``), then back to where the form was (``next``, this site only)."""
-    tx_nos = request.POST.getlist("tx_no")
+    form = ResendForm(request.POST)
+    if not form.is_valid():
+        context = {"member": member, "reason": " ".join(form.errors["tx_no"])}
+        return render(request, "payments/portal/refused.html", context, status=400)
+    tx_nos = form.cleaned_data["tx_no"]
     try:
         scheduled = services.member_orders_resend(member=member, tx_nos=tx_nos)
     except ValueError as exc:
