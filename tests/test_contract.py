@@ -16,6 +16,16 @@ from tests.helpers import WEBHOOK_ID, notification_payload, recharge_fields
 pytestmark = pytest.mark.django_db
 
 
+def notify(body: str, *, webhook_id: str):
+    """POST ``body`` to accounts' notify endpoint, signed as payments' worker signs it."""
+    return APIClient().post(
+        "/api/accounts/notify/",
+        data=body,
+        content_type="application/json",
+        headers=sign(body, webhook_id=webhook_id),
+    )
+
+
 @pytest.mark.parametrize("finish", [recharge_order_pay, recharge_order_decline])
 def test_what_payments_emits_is_what_the_contract_accepts(order_factory, finish):
     """The body payments freezes for an order validates against the contract's serializer,
@@ -42,12 +52,7 @@ def test_accounts_applies_what_payments_emits(order_factory, account, recharge_f
     order = recharge_order_pay(tx_no=order.tx_no)
     notification = Notification.objects.get(subject=order.tx_no)
 
-    response = APIClient().post(
-        "/api/accounts/notify/",
-        data=notification.body,
-        content_type="application/json",
-        headers=sign(notification.body, webhook_id=notification.webhook_id),
-    )
+    response = notify(notification.body, webhook_id=notification.webhook_id)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     recharge.refresh_from_db()
@@ -63,12 +68,7 @@ def test_accounts_keeps_the_failure_reason_payments_emits(order_factory, recharg
     recharge_order_cancel(tx_no=order.tx_no)
     notification = Notification.objects.get(subject=order.tx_no)
 
-    response = APIClient().post(
-        "/api/accounts/notify/",
-        data=notification.body,
-        content_type="application/json",
-        headers=sign(notification.body, webhook_id=notification.webhook_id),
-    )
+    response = notify(notification.body, webhook_id=notification.webhook_id)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     recharge.refresh_from_db()
@@ -83,12 +83,7 @@ def test_accounts_applies_a_failure_reason_it_does_not_know_however_long(recharg
     reason = "declined_by_the_issuing_bank_risk_control"
     body = json.dumps(notification_payload(recharge, status=200, failure_reason=reason))
 
-    response = APIClient().post(
-        "/api/accounts/notify/",
-        data=body,
-        content_type="application/json",
-        headers=sign(body, webhook_id=WEBHOOK_ID),
-    )
+    response = notify(body, webhook_id=WEBHOOK_ID)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     recharge.refresh_from_db()
