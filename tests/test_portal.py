@@ -328,6 +328,27 @@ def test_rolling_the_webhook_secret_shows_it_once(portal, merchant):
     assert "also signs until" in later
 
 
+def test_a_second_roll_during_the_overlap_is_refused_keeping_the_deployed_secret(portal, merchant):
+    """A roll keeps one previous secret: a second roll while the first's overlap lasts (a
+    resubmitted form, a second press) would stop at once the secret the merchant's receiver
+    still has. It is refused (409, with until when) and nothing changes; the credentials page
+    offers no roll until then and says why."""
+    deployed = merchant.webhook_secret
+    assert portal.post(ROLL_SECRET).status_code == 200
+    merchant.refresh_from_db()
+    shown = merchant.webhook_secret
+
+    again = portal.post(ROLL_SECRET)
+
+    merchant.refresh_from_db()
+    until = f"{merchant.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert again.status_code == 409 and until in again.content.decode()
+    assert (merchant.webhook_secret, merchant.previous_webhook_secret) == (shown, deployed)
+    page = portal.get(SETTINGS).content.decode()
+    assert ">Roll webhook secret</button>" not in page
+    assert f"Roll again after {until}" in page
+
+
 def test_rolling_the_api_key_revokes_the_old_one_and_shows_the_new_once(
     portal, merchant, merchant_credentials
 ):

@@ -238,8 +238,13 @@ def credentials(request, member):
 @member_required
 @operator_required
 def webhook_secret_roll(request, member):
-    """Roll the webhook secret and show the new one, this once."""
-    rolled = services.member_webhook_secret_roll(member=member)
+    """Roll the webhook secret and show the new one, this once; 409 while the previous roll's
+    overlap lasts (``RollOverlapping``)."""
+    try:
+        rolled = services.member_webhook_secret_roll(member=member)
+    except services.RollOverlapping as exc:
+        context = {"member": member, "reason": str(exc)}
+        return render(request, "payments/portal/refused.html", context, status=409)
     context = {
         "member": member,
         "what": "webhook secret",
