@@ -67,9 +67,13 @@ class Recharge(models.Model):
     currency = models.CharField(max_length=3)
     status = models.IntegerField(choices=Status.choices, default=Status.PENDING)
     cashier_url = models.URLField(max_length=512, blank=True)
+    # A database default as well: the previous release's web processes, still running during
+    # a rolling deploy, insert recharges without this column.
     failure_reason = models.CharField(
         max_length=32,
         blank=True,
+        default="",
+        db_default="",
         help_text="Why payments says it failed (expired, declined, cancelled); empty unless "
         "failed, or when payments did not say.",
     )

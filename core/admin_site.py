@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.utils.module_loading import import_string
 
 from .admin import FilterLookupsOnlyMixin
-from .search import TERM_MAX_LENGTH, staff_search
+from .search import staff_search, term_refusal
 
 
 class ProjectAdminSite(admin.AdminSite):
@@ -27,19 +27,18 @@ class ProjectAdminSite(admin.AdminSite):
     def find_view(self, request):
         """``GET /admin/find/?q=<identifier>``: every row any app finds for it
         (``core.search``) that this staff user may view, each linking to its change page;
-        a term too long to be an identifier is a 400 that says so."""
+        a term that cannot be an identifier (``term_refusal``) is a 400 that says why."""
         term = request.GET.get("q", "").strip()
-        too_long = len(term) > TERM_MAX_LENGTH
-        matches = [] if too_long else staff_search(term=term, visible=self._viewable(request))
+        refusal = term_refusal(term)
+        matches = [] if refusal else staff_search(term=term, visible=self._viewable(request))
         context = {
             **self.each_context(request),
             "title": f"Find “{term}”" if term else "Find",
             "find_term": term,
-            "too_long": too_long,
-            "term_max_length": TERM_MAX_LENGTH,
+            "refusal": refusal,
             "results": [self._result_row(match) for match in matches],
         }
-        status = 400 if too_long else 200
+        status = 400 if refusal else 200
         return TemplateResponse(request, "admin/find.html", context, status=status)
 
     def _viewable(self, request):

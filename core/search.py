@@ -49,8 +49,18 @@ def staff_searcher_register(*, search: Callable[..., Iterable[Match]], rank: int
     _searchers.sort(key=lambda searcher: searcher.rank)
 
 
+def term_refusal(term: str) -> str | None:
+    """Why ``term`` cannot be an identifier, or None: longer than ``TERM_MAX_LENGTH``, or
+    holding a control character (PostgreSQL's text cannot even hold a NUL)."""
+    if len(term) > TERM_MAX_LENGTH:
+        return f"at most {TERM_MAX_LENGTH} characters"
+    if not term.isprintable():
+        return "no control characters"
+    return None
+
+
 def staff_search(*, term: str, visible: Callable[[models.Model], bool]) -> list[Match]:
-    """Every match for ``term`` (stripped; empty or over ``TERM_MAX_LENGTH`` finds nothing),
+    """Every match for ``term`` (stripped; empty or refused by ``term_refusal`` finds nothing),
     and for the identifiers the visible matches lead to (one hop), each row once.
 
     ``visible(obj)`` decides what the caller may see: a hidden match is dropped and its
@@ -59,7 +69,7 @@ def staff_search(*, term: str, visible: Callable[[models.Model], bool]) -> list[
     ``term`` says what found it.
     """
     term = term.strip()
-    if not term or len(term) > TERM_MAX_LENGTH:
+    if not term or term_refusal(term):
         return []
     direct = _run([term], visible)
     leads = [lead for _, match in direct for lead in match.leads_to if lead and lead != term]

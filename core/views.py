@@ -24,7 +24,9 @@ def not_found(request, exception):
 def metrics(request):
     """Prometheus text format (``core.metrics``). With ``METRICS_TOKEN`` set, only for
     ``Authorization: Bearer <METRICS_TOKEN>``: anything else is a 401 saying what is missing."""
-    token = settings.METRICS_TOKEN
+    # Stripped, as production's check measures it: a secret file's newline must not lock
+    # every scrape out.
+    token = settings.METRICS_TOKEN.strip()
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given:

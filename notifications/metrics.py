@@ -13,6 +13,7 @@ summed across processes by prometheus_client's multiprocess mode (config/setting
 """
 
 import logging
+import threading
 
 from django.db import DatabaseError
 from django.utils import timezone
@@ -28,11 +29,27 @@ ATTEMPTS = Counter(
     "Delivery attempts recorded, by outcome and what happened.",
     ["outcome", "kind"],
 )
-ATTEMPT_DURATION = Histogram(
-    "notifications_attempt_duration_seconds",
-    "Duration of delivery attempts, from the request's start to its end or deadline.",
-    buckets=[bound / 1000 for bound in stats.LATENCY_BUCKETS_MS],
-)
+
+# Made on first use (``attempt_duration``), under a lock: gunicorn's threads may race to it.
+_attempt_duration: Histogram | None = None
+_attempt_duration_lock = threading.Lock()
+
+
+def attempt_duration() -> Histogram:
+    """``notifications_attempt_duration_seconds``, made on first use: in multiprocess mode a
+    metric without labels writes its file as it is made, so one made at import would leave a
+    file behind every process that imports this module (every manage.py command), all read
+    by every scrape until the directory is emptied."""
+    global _attempt_duration
+    with _attempt_duration_lock:
+        if _attempt_duration is None:
+            _attempt_duration = Histogram(
+                "notifications_attempt_duration_seconds",
+                "Duration of delivery attempts, from the request's start to its end or deadline.",
+                buckets=[bound / 1000 for bound in stats.LATENCY_BUCKETS_MS],
+            )
+        return _attempt_duration
+
 
 # What an attempt's error text starts with (notifications/http.py, delivery.py) → its kind.
 _ERROR_KINDS = (
@@ -64,7 +81,7 @@ def attempts_observe(results) -> None:
     for _, result, _ in results:
         kind = attempt_kind(status_code=result.status_code, error=result.error)
         ATTEMPTS.labels("delivered" if result.ok else "failed", kind).inc()
-        ATTEMPT_DURATION.observe(result.duration_ms / 1000)
+        attempt_duration().observe(result.duration_ms / 1000)
 
 
 class NotificationsCollector:

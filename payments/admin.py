@@ -26,6 +26,10 @@ from . import selectors, services
 from .models import Merchant, MerchantMember, RechargeOrder
 
 Status = RechargeOrder.Status
+# Why a final order has no notification: retention (notifications' prune task) deleted it.
+PRUNED = (
+    "its notification was delivered, then deleted after the retention period (NOTIFY_RETENTION)"
+)
 
 
 class MerchantForm(forms.ModelForm):
@@ -106,14 +110,22 @@ class MerchantAdmin(admin.ModelAdmin):
 
 @admin.register(MerchantMember)
 class MerchantMemberAdmin(admin.ModelAdmin):
-    """Who may log in to a merchant's portal (/portal/), and as admin or viewer; also made by
-    ``create_merchant --portal-user`` and ``merchant_member_add``."""
+    """Who may log in to a merchant's portal (/portal/), and as admin or viewer: listed, and
+    removed, here; made only by ``create_merchant --portal-user`` and ``merchant_member_add``.
+    A portal admin rolls the merchant's webhook secret and API key, credentials that staff
+    never get from the admin (``MerchantAdmin``): staff adding themselves as one would."""
 
     list_display = ("user", "merchant", "role", "created_at")
     list_filter = ("role",)
     list_select_related = ("user", "merchant")
     search_fields = ("=user__username", "=merchant__app_id")
     raw_id_fields = ("user", "merchant")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class StuckFilter(admin.SimpleListFilter):
@@ -230,9 +242,11 @@ class RechargeOrderAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     def notifications_table(self, order):
         notifications = notifications_for_subject(subject=order.tx_no)
         blocks = [(_notification_block(notification),) for notification in notifications]
-        if not blocks:
+        if blocks:
+            return format_html_join("", "{}", blocks)
+        if order.status == Status.PENDING:
             return "None yet: the merchant is notified when the order becomes final."
-        return format_html_join("", "{}", blocks)
+        return f"None left: {PRUNED}."
 
     @admin.action(permissions=["operate"], description="Resend notification now")
     def resend_notifications(self, request, queryset):
@@ -241,7 +255,8 @@ class RechargeOrderAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
         self.message_user(
             request,
             f"Resend queued for the notifications of {resent} order(s); skipped {skipped} "
-            "(still pending, or an attempt in flight).",
+            "(still pending, an attempt in flight, or its notification deleted after the "
+            "retention period).",
             messages.SUCCESS if resent else messages.WARNING,
         )
 
@@ -256,12 +271,18 @@ class RechargeOrderAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
                 "below.",
                 messages.SUCCESS,
             )
-        else:
+        elif notifications_for_subject(subject=order.tx_no).exists():
             self.message_user(
                 request,
                 "Not resent: an attempt is in flight; look again shortly.",
                 messages.WARNING,
             )
+        else:
+            message = (
+                f"Not resent: {PRUNED}; nothing is left to send. The merchant can query the "
+                "order through the API."
+            )
+            self.message_user(request, message, messages.WARNING)
 
     def _resend(self, request, order) -> int:
         scheduled = services.recharge_order_resend_notifications(tx_no=order.tx_no)

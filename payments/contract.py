@@ -69,11 +69,11 @@ class RechargeResultSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(
         allow_null=True, required=False, help_text="When it was paid; null unless succeeded."
     )
-    # A free string, not a choice: a receiver must not refuse (and so have retried for a day)
-    # a notification whose reason a later version of payments added. Absent in bodies frozen
-    # before the field existed, hence the default.
+    # A free string, not a choice, and of no set length: a receiver must not refuse (and so
+    # have retried for a day) a notification whose reason a later version of payments added;
+    # accounts keeps its first 32 characters. Absent in bodies frozen before the field
+    # existed, hence the default.
     failure_reason = serializers.CharField(
-        max_length=32,
         allow_blank=True,
         required=False,
         default="",

@@ -378,8 +378,8 @@ def test_resend_action_reschedules_an_exhausted_notification(
     assert notification.next_attempt_at <= timezone.now()
     assert len(callbacks) == 1
     assert notes == [
-        "Resend queued for the notifications of 1 order(s); skipped 1 (still pending, or an "
-        "attempt in flight)."
+        "Resend queued for the notifications of 1 order(s); skipped 1 (still pending, an "
+        "attempt in flight, or its notification deleted after the retention period)."
     ]
 
 
@@ -507,6 +507,26 @@ def test_balance_and_ledger_cannot_be_changed_from_the_admin(admin_client, accou
     account.refresh_from_db()
     entry.refresh_from_db()
     assert (account.balance, entry.amount) == (0, 100)
+
+
+def test_staff_cannot_make_anyone_a_portal_member_only_remove_one(
+    admin_client, admin_user, merchant, user
+):
+    """A portal admin rolls the merchant's webhook secret and API key, credentials staff
+    never get from the admin: staff, even a superuser, cannot add a portal member (say
+    themselves) nor change one's user, merchant or role; they can remove one."""
+    add = reverse("admin:payments_merchantmember_add")
+    fields = {"user": admin_user.pk, "merchant": merchant.pk, "role": "admin"}
+    member = MerchantMember.objects.create(user=user, merchant=merchant, role="viewer")
+
+    added = admin_client.post(add, fields)
+    changed = admin_client.post(change_url(member), {**fields, "user": user.pk})
+
+    assert (added.status_code, changed.status_code) == (403, 403)
+    assert list(MerchantMember.objects.values_list("user", "role")) == [(user.pk, "viewer")]
+    delete = reverse("admin:payments_merchantmember_delete", args=[member.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not MerchantMember.objects.exists()
 
 
 def test_merchant_page_hides_secrets_and_edits_only_name_and_active(

@@ -138,6 +138,16 @@ def test_a_term_too_long_to_be_an_identifier_is_a_400_that_says_so(admin_client,
     assert b"Not an identifier: at most 100 characters" in response.content
 
 
+@pytest.mark.parametrize("term", ["R-CASE-1\x00", "R-CASE\x01-1"])
+def test_a_term_with_a_control_character_is_a_400_that_says_so(admin_client, case, term):
+    """A NUL (which PostgreSQL text cannot hold: it was a 500) or another control character
+    is no identifier: 400 with the reason, no search."""
+    response = admin_client.get(FIND, {"q": term})
+
+    assert response.status_code == 400
+    assert b"Not an identifier: no control characters" in response.content
+
+
 @pytest.fixture
 def order_viewer(client, db, fast_password_hashing):
     """Staff who may view orders and nothing else."""

@@ -4,6 +4,7 @@ read them."""
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 import responses
@@ -14,7 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import InboundNotification, LedgerEntry, Recharge
+from notifications.conf import notify_settings
 from notifications.models import DeliveryAttempt, Notification
+from notifications.services import notifications_prune
 from payments.models import RechargeOrder
 from payments.services import recharge_order_create, recharge_order_pay
 from tests.conftest import WEBHOOK_SECRET
@@ -154,6 +157,27 @@ def test_resend_now_while_an_attempt_is_in_flight_says_not_resent(admin_client, 
 
     assert notification_of(paid).state == State.SENDING
     assert notes == ["Not resent: an attempt is in flight; look again shortly."]
+
+
+def test_an_order_whose_notification_was_pruned_says_so_and_resend_too(admin_client, paid):
+    """Past NOTIFY_RETENTION the delivered notification is deleted: the order page says so
+    (not that the merchant will be notified), and "Resend notification" says nothing is
+    left to send (not that an attempt is in flight)."""
+    delivered_at = timezone.now() - timedelta(seconds=notify_settings.RETENTION + 60)
+    Notification.objects.filter(subject=paid.tx_no).update(
+        state=State.DELIVERED, delivered_at=delivered_at
+    )
+    notifications_prune(now=timezone.now(), batch_size=10, budget_seconds=5)
+
+    page = admin_client.get(change_url(paid)).content.decode()
+    notes = press(admin_client, paid, "resend")
+
+    assert "None left: its notification was delivered, then deleted after" in page
+    assert notes == [
+        "Not resent: its notification was delivered, then deleted after the retention "
+        "period (NOTIFY_RETENTION); nothing is left to send. The merchant can query the "
+        "order through the API."
+    ]
 
 
 @responses.activate

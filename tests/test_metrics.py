@@ -7,7 +7,11 @@ process's files), and compared before and after: other tests in this process cou
 """
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -32,6 +36,7 @@ from tests.receiver import Receiver, Reply
 
 SECRET = "whsec_bWV0cmljcy10ZXN0LXNlY3JldC1mb3ItdGhlLXNob3A="
 TOKEN = "a-metrics-token-long-enough-for-production"
+ROOT = Path(__file__).resolve().parents[1]
 State = Notification.State
 
 
@@ -98,9 +103,12 @@ def test_a_token_is_required_when_set(client, db, settings, authorization, reaso
     assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
 
 
-def test_the_right_token_scrapes(client, db, settings):
-    """``Authorization: Bearer <METRICS_TOKEN>`` gets the metrics."""
-    settings.METRICS_TOKEN = TOKEN
+@pytest.mark.parametrize("configured", [TOKEN, f"{TOKEN}\n", f" {TOKEN} "])
+def test_the_right_token_scrapes(client, db, settings, configured):
+    """``Authorization: Bearer <METRICS_TOKEN>`` gets the metrics, also when the configured
+    token carries the white space a secret file or manifest often ends in (production's
+    check measures it stripped, so the scrape compares it stripped too)."""
+    settings.METRICS_TOKEN = configured
 
     samples = scrape(client, Authorization=f"Bearer {TOKEN}")
 
@@ -307,3 +315,20 @@ def test_a_worker_serves_its_hosts_counters_on_worker_metrics_port(settings):
     }
     assert value(samples, "notifications_attempts_total", outcome="failed", kind="timeout") >= 1
     assert not [key for key in samples if key[0] == "recharge_broker_up"]  # counters only
+
+
+# --- The multiprocess directory ---------------------------------------------------------------
+
+
+def test_a_process_that_records_nothing_leaves_no_file_to_scrape(tmp_path):
+    """A process that counts nothing (``manage.py check`` here; any management command, a
+    shell) writes no file into PROMETHEUS_MULTIPROC_DIR: every scrape reads every file there
+    and the directory is only emptied when the stack starts, so one file per command run
+    would grow the scrape's cost for as long as the host runs."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    command = [sys.executable, "manage.py", "check"]
+
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(path.name for path in tmp_path.iterdir()) == []

@@ -14,8 +14,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications.conf import notify_settings
 from notifications.models import DeliveryAttempt, Endpoint, Notification
 from notifications.selectors import notifications_for_subject
+from notifications.services import notifications_prune
 from payments import selectors, services
 from payments.models import MerchantMember
 from payments.portal import guide
@@ -227,6 +229,22 @@ def test_resend_schedules_the_notification_now_and_logs_it(
     assert "Scheduled 1 notification(s) of 1 order(s)" in page
 
 
+def test_an_order_whose_notification_was_pruned_says_so_and_resend_too(portal, paid):
+    """Past the retention period the delivered notification is deleted: the order page says
+    so (not that the notify_url will be notified), and Resend says why nothing was sent."""
+    delivered_at = timezone.now() - timedelta(seconds=notify_settings.RETENTION + 60)
+    Notification.objects.filter(subject=paid.tx_no).update(
+        state=Notification.State.DELIVERED, delivered_at=delivered_at
+    )
+    notifications_prune(now=timezone.now(), batch_size=10, budget_seconds=5)
+
+    page = portal.get(order_url(paid.tx_no)).content.decode()
+    resent = portal.post(RESEND, {"tx_no": paid.tx_no}, follow=True).content.decode()
+
+    assert "None left: its notification was delivered, then deleted" in page
+    assert "one delivered long ago has been deleted" in resent
+
+
 def test_resend_many_refuses_a_foreign_order_and_resends_nothing(portal, paid, foreign):
     """One of the ticked tx_nos is another merchant's: 404, and the member's own order's
     notification was not touched either."""
@@ -243,6 +261,18 @@ def test_resend_many_takes_1_to_100_orders(portal, paid, count):
 
     assert response.status_code == 400
     assert b"Choose between 1 and 100 orders." in response.content
+    assert notifications_for_subject(subject=paid.tx_no).get().state == "exhausted"
+
+
+@pytest.mark.parametrize("tx_no", ["TX\x00NUL", "x" * 65, "a b"])
+def test_resend_of_something_that_is_no_tx_no_is_a_400(portal, paid, tx_no):
+    """A tx_no that cannot be one (a NUL, which PostgreSQL text cannot hold: it was a 500;
+    too long; punctuation) is refused before any query: 400 with the reason, nothing
+    resent."""
+    response = portal.post(RESEND, {"tx_no": [paid.tx_no, tx_no]})
+
+    assert response.status_code == 400
+    assert b"Not a tx_no: 1-64 letters, digits, _ or -." in response.content
     assert notifications_for_subject(subject=paid.tx_no).get().state == "exhausted"
 
 
@@ -299,6 +329,27 @@ def test_rolling_the_webhook_secret_shows_it_once(portal, merchant):
     later = portal.get(SETTINGS).content.decode()
     assert merchant.webhook_secret not in later and old not in later
     assert "also signs until" in later
+
+
+def test_a_second_roll_during_the_overlap_is_refused_keeping_the_deployed_secret(portal, merchant):
+    """A roll keeps one previous secret: a second roll while the first's overlap lasts (a
+    resubmitted form, a second press) would stop at once the secret the merchant's receiver
+    still has. It is refused (409, with until when) and nothing changes; the credentials page
+    offers no roll until then and says why."""
+    deployed = merchant.webhook_secret
+    assert portal.post(ROLL_SECRET).status_code == 200
+    merchant.refresh_from_db()
+    shown = merchant.webhook_secret
+
+    again = portal.post(ROLL_SECRET)
+
+    merchant.refresh_from_db()
+    until = f"{merchant.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert again.status_code == 409 and until in again.content.decode()
+    assert (merchant.webhook_secret, merchant.previous_webhook_secret) == (shown, deployed)
+    page = portal.get(SETTINGS).content.decode()
+    assert ">Roll webhook secret</button>" not in page
+    assert f"Roll again after {until}" in page
 
 
 def test_rolling_the_api_key_revokes_the_old_one_and_shows_the_new_once(
@@ -360,6 +411,22 @@ def test_recover_resends_since_a_time_and_another_merchants_endpoint_is_404(port
     assert Endpoint.objects.get(pk=theirs.pk).state == theirs.state
 
 
+def test_recover_presses_spend_the_resend_rate(portal, paid, endpoints, settings, fresh_throttles):
+    """A Recover reschedules every undelivered notification of the endpoint since any time at
+    once, so it spends the merchant's PAYMENTS_PORTAL_RESEND_RATE as a Resend does: past it,
+    429 with a Retry-After, and the exhausted notification stays exhausted."""
+    settings.PAYMENTS_PORTAL_RESEND_RATE = "1/min"
+    ours, _ = endpoints
+    assert portal.post(RESEND, {"tx_no": paid.tx_no}).status_code == 302
+    Notification.objects.filter(endpoint=ours).update(state=Notification.State.EXHAUSTED)
+    url = reverse("payments:portal:endpoint-recover", args=[ours.pk])
+
+    refused = portal.post(url, {"since": "2000-01-01T00:00"})
+
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert Notification.objects.get(endpoint=ours).state == Notification.State.EXHAUSTED
+
+
 def test_reenable_closes_the_circuit_of_own_endpoint_only(portal, endpoints):
     """Re-enable: the member's endpoint is healthy; the other merchant's is 404."""
     ours, theirs = endpoints
@@ -384,6 +451,20 @@ def test_the_guide_fills_in_the_merchant_and_renders_the_contract(portal, mercha
     assert '"notify_url": "https://merchant.example/notify"' in page.replace("&quot;", '"')
     assert "<h2>Signature (Standard Webhooks)</h2>" in page
     assert 'href="../' not in page
+
+
+def test_the_guide_of_a_merchant_without_allowed_hosts_says_to_ask_for_one(portal, merchant):
+    """A merchant onboarded without --allowed-host (none yet) still gets its guide, which
+    says no URL is accepted until staff add a host, instead of a 500."""
+    merchant.allowed_hosts = []
+    merchant.save(update_fields=["allowed_hosts"])
+
+    response = portal.get(reverse("payments:portal:guide"))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No allowed host yet" in page
+    assert '"notify_url": "https://your-shop.example/notify"' in page.replace("&quot;", '"')
 
 
 def test_the_contract_is_rendered_without_raw_html_or_links_into_the_source(tmp_path, monkeypatch):

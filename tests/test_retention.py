@@ -3,12 +3,14 @@ and of accounts (notification receipts), what they delete and what they never to
 batches and time budget, and their beat entries."""
 
 import json
+import threading
 import uuid
 from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -17,7 +19,7 @@ from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from accounts.services import receipts_prune
 from notifications import tasks as notifications_tasks
 from notifications.models import DeliveryAttempt, Notification
-from notifications.services import notifications_prune
+from notifications.services import notification_resend, notifications_prune
 from tests.conftest import sign
 from tests.helpers import notification_payload
 from tests.test_notify_api import notify
@@ -112,6 +114,41 @@ def test_prune_starts_no_batch_after_its_budget_and_says_more_is_left():
     assert remaining() == {row.pk for row in rows[:3]}  # the two oldest went first
     next_run = notifications_prune(now=timezone.now(), batch_size=10, budget_seconds=0)
     assert next_run["notifications"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_leaves_a_notification_a_resend_is_changing_with_its_attempts():
+    """A resend (staff's or the portal's) holds the old delivered row when prune runs: prune
+    skips it (SKIP LOCKED) rather than deleting it or its attempts under the resend, and once
+    the resend commits the notification is pending again, no longer prunable."""
+    row = notification(state=State.DELIVERED, age_days=30, attempts=3)
+    holding, release = threading.Event(), threading.Event()
+
+    def resend():
+        try:
+            with transaction.atomic():
+                notification_resend(notification_id=row.pk)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    resender = threading.Thread(target=resend)
+    resender.start()
+    assert holding.wait(timeout=30)
+    counts = notifications_prune(now=timezone.now(), batch_size=10, budget_seconds=5)
+    release.set()
+    resender.join(timeout=30)
+
+    assert counts["notifications"] == counts["attempts"] == 0
+    assert Notification.objects.get(pk=row.pk).state == State.PENDING
+    assert DeliveryAttempt.objects.filter(notification=row).count() == 3
+    assert notifications_prune(now=timezone.now(), batch_size=10, budget_seconds=5) == {
+        "notifications": 0,
+        "attempts": 0,
+        "batches": 1,
+        "more": False,
+    }
 
 
 def test_prune_reads_the_retention_at_call_time(retention):

@@ -2,15 +2,19 @@
 
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The index is built CONCURRENTLY on PostgreSQL, which cannot run in a transaction.
+    atomic = False
 
     dependencies = [
         ('accounts', '0004_recharge_failure_reason'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='inboundnotification',
             index=models.Index(fields=['last_received_at'], name='receipt_last_received_idx'),
         ),

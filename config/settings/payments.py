@@ -24,6 +24,7 @@ PAYMENTS_CREATE_THROTTLE_RATE = env("PAYMENTS_CREATE_THROTTLE_RATE", default="30
 PAYMENTS_API_URL = env(
     "PAYMENTS_API_URL", default=f"http://127.0.0.1:{env.int('PAYMENTS_PORT', default=8001)}"
 )
-# The portal's "Resend" presses per merchant ("N/min"; empty: unlimited): each may name up to
-# 100 orders, and a script pressing it in a loop would crowd the merchant's own endpoint.
+# The portal's presses that send again now (Resend, Recover, Re-enable) per merchant ("N/min";
+# empty: unlimited): one may name up to 100 orders or a whole endpoint's backlog, and a script
+# pressing it in a loop would crowd the merchant's own endpoint.
 PAYMENTS_PORTAL_RESEND_RATE = env("PAYMENTS_PORTAL_RESEND_RATE", default="30/min")

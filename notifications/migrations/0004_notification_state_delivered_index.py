@@ -2,15 +2,19 @@
 
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The index is built CONCURRENTLY on PostgreSQL, which cannot run in a transaction.
+    atomic = False
 
     dependencies = [
         ('notifications', '0003_notification_endpoints_filled'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='notification',
             index=models.Index(fields=['state', 'delivered_at'], name='notif_state_delivered_idx'),
         ),

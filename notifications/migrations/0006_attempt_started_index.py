@@ -2,15 +2,19 @@
 
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The index is built CONCURRENTLY on PostgreSQL, which cannot run in a transaction.
+    atomic = False
 
     dependencies = [
         ('notifications', '0005_deliveryattempt_request_headers'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='deliveryattempt',
             index=models.Index(fields=['started_at'], name='attempt_started_idx'),
         ),

@@ -1,9 +1,16 @@
 """The portal's inputs, validated before any service runs: a bad one is a 400 with reasons."""
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.utils import timezone
 
+from core.converters import TokenConverter
+
 from ..contract import RechargeStatus
+
+# A tx_no as the order URLs take it: anything else (a NUL, which PostgreSQL's text cannot
+# hold) never reaches a query.
+TX_NO = RegexValidator(rf"^{TokenConverter.regex}\Z", "Not a tx_no: 1-64 letters, digits, _ or -.")
 
 
 class OrderSearchForm(forms.Form):
@@ -37,3 +44,16 @@ class RecoverForm(forms.Form):
         if since > timezone.now():
             raise forms.ValidationError("Choose a moment in the past.")
         return since
+
+
+class ResendForm(forms.Form):
+    """ "Resend" and "Resend selected": the tx_no of each order (``tx_no``, repeated); how
+    many may be named is the service's to say."""
+
+    tx_no = forms.Field(required=False, widget=forms.MultipleHiddenInput)
+
+    def clean_tx_no(self):
+        tx_nos = self.cleaned_data["tx_no"] or []
+        for tx_no in tx_nos:
+            TX_NO(tx_no)
+        return tx_nos

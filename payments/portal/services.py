@@ -15,6 +15,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 
 from notifications.selectors import endpoints_for_sender
 from notifications.services import endpoint_enable, endpoint_recover
@@ -102,12 +103,35 @@ def member_orders_resend(*, member: MerchantMember, tx_nos: list[str]) -> int:
     return scheduled
 
 
+class RollOverlapping(Exception):
+    """A webhook secret roll refused while the previous one's overlap lasts: a roll keeps one
+    previous secret, so it would stop at once the secret the merchant's receiver still has.
+    ``until`` is when the overlap ends."""
+
+    def __init__(self, until: datetime):
+        super().__init__(
+            f"The previous webhook secret still signs until {until:%Y-%m-%d %H:%M:%S %Z}; "
+            "rolling again now would stop it at once. Roll again after that."
+        )
+        self.until = until
+
+
 def member_webhook_secret_roll(*, member: MerchantMember) -> SecretRolled:
     """Roll the merchant's webhook secret (``merchant_webhook_secret_roll``, the default
-    overlap). Raises ``PermissionDenied`` for a viewer."""
+    overlap). Raises ``PermissionDenied`` for a viewer and ``RollOverlapping`` while the
+    previous roll's overlap lasts (checked under the merchant's row lock, so two presses at
+    once roll once)."""
     _require_operator(member)
     merchant = member.merchant
-    secret = merchant_webhook_secret_roll(merchant=merchant)
+    with transaction.atomic():
+        until = (
+            Merchant.objects.select_for_update()
+            .values_list("previous_secret_expires_at", flat=True)
+            .get(pk=merchant.pk)
+        )
+        if until is not None and until > timezone.now():
+            raise RollOverlapping(until)
+        secret = merchant_webhook_secret_roll(merchant=merchant)
     _audit(member, merchant, "Webhook secret rolled from the portal.")
     return SecretRolled(secret, merchant.previous_secret_expires_at)
 

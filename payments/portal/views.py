@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import InvalidPage, Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -25,7 +26,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.throttling import throttle_hit
-from notifications.models import Endpoint
 from notifications.selectors import (
     endpoint_success_rate,
     endpoints_for_sender,
@@ -34,11 +34,13 @@ from notifications.selectors import (
 
 from ..models import RechargeOrder
 from . import selectors, services
-from .forms import OrderSearchForm, RecoverForm
+from .forms import OrderSearchForm, RecoverForm, ResendForm
 from .guide import contract_html
 
 PAGE_SIZE = 50
 LOGIN = "payments:portal:login"
+# The guide's example host while the merchant has no allowed host yet (the page says so).
+EXAMPLE_HOST = "your-shop.example"
 
 
 class PortalLoginView(auth_views.LoginView):
@@ -82,6 +84,28 @@ def operator_required(view):
     return wrapped
 
 
+def resend_throttled(view):
+    """After ``operator_required``: a press that sends notifications again now (resend,
+    recover, re-enable) spends the merchant's ``PAYMENTS_PORTAL_RESEND_RATE``; past it, 429
+    with ``Retry-After`` and nothing changes."""
+
+    @wraps(view)
+    def wrapped(request, member, *args, **kwargs):
+        wait = throttle_hit(
+            key=f"portal-resend:{member.merchant_id}",
+            rate=settings.PAYMENTS_PORTAL_RESEND_RATE,
+            scope="portal resend",
+        )
+        if wait is None:
+            return view(request, member, *args, **kwargs)
+        context = {"member": member, "reason": f"Too many resends; try again in {wait:.0f} s."}
+        response = render(request, "payments/portal/refused.html", context, status=429)
+        response["Retry-After"] = str(max(1, round(wait)))
+        return response
+
+    return wrapped
+
+
 @require_GET
 @member_required
 def orders(request, member):
@@ -119,20 +143,15 @@ def order_detail(request, member, tx_no):
 @require_POST
 @member_required
 @operator_required
+@resend_throttled
 def orders_resend(request, member):
     """Resend the notifications of the orders ticked (``tx_no``, repeated; at most
     ``RESEND_MAX``), then back to where the form was (``next``, this site only)."""
-    wait = throttle_hit(
-        key=f"portal-resend:{member.merchant_id}",
-        rate=settings.PAYMENTS_PORTAL_RESEND_RATE,
-        scope="portal resend",
-    )
-    if wait is not None:
-        context = {"member": member, "reason": f"Too many resends; try again in {wait:.0f} s."}
-        response = render(request, "payments/portal/refused.html", context, status=429)
-        response["Retry-After"] = str(max(1, round(wait)))
-        return response
-    tx_nos = request.POST.getlist("tx_no")
+    form = ResendForm(request.POST)
+    if not form.is_valid():
+        context = {"member": member, "reason": " ".join(form.errors["tx_no"])}
+        return render(request, "payments/portal/refused.html", context, status=400)
+    tx_nos = form.cleaned_data["tx_no"]
     try:
         scheduled = services.member_orders_resend(member=member, tx_nos=tx_nos)
     except ValueError as exc:
@@ -149,8 +168,9 @@ def orders_resend(request, member):
     else:
         messages.warning(
             request,
-            "Nothing was scheduled: a pending order has no notification yet, and one being "
-            "sent right now is left to finish.",
+            "Nothing was scheduled: a pending order has no notification yet, one being sent "
+            "right now is left to finish, and one delivered long ago has been deleted (query "
+            "such an order through the API).",
         )
     return redirect(_next_or(request, reverse("payments:portal:orders")))
 
@@ -164,13 +184,14 @@ def endpoints(request, member):
         {"endpoint": e, "success_rate": endpoint_success_rate(e)}
         for e in endpoints_for_sender(sender_key=member.merchant.app_id)
     ]
-    context = {"member": member, "rows": rows, "form": RecoverForm(), "Endpoint": Endpoint}
+    context = {"member": member, "rows": rows, "form": RecoverForm()}
     return render(request, "payments/portal/endpoints.html", context)
 
 
 @require_POST
 @member_required
 @operator_required
+@resend_throttled
 def endpoint_recover(request, member, endpoint_id):
     """Re-enable the endpoint and resend what it has not acknowledged since ``since``."""
     form = RecoverForm(request.POST)
@@ -182,7 +203,7 @@ def endpoint_recover(request, member, endpoint_id):
         count = services.member_endpoint_recover(
             member=member, endpoint_id=endpoint_id, since=form.cleaned_data["since"]
         )
-    except Endpoint.DoesNotExist as exc:
+    except ObjectDoesNotExist as exc:  # notifications' Endpoint.DoesNotExist
         raise Http404("No such endpoint.") from exc
     messages.success(
         request, f"Re-enabled; {count} undelivered notification(s) scheduled to be sent now."
@@ -193,11 +214,12 @@ def endpoint_recover(request, member, endpoint_id):
 @require_POST
 @member_required
 @operator_required
+@resend_throttled
 def endpoint_enable(request, member, endpoint_id):
     """Re-enable a disabled endpoint: its due notifications go at once."""
     try:
         services.member_endpoint_enable(member=member, endpoint_id=endpoint_id)
-    except Endpoint.DoesNotExist as exc:
+    except ObjectDoesNotExist as exc:  # notifications' Endpoint.DoesNotExist
         raise Http404("No such endpoint.") from exc
     messages.success(request, "Re-enabled: its due notifications are being sent.")
     return redirect("payments:portal:endpoints")
@@ -216,8 +238,13 @@ def credentials(request, member):
 @member_required
 @operator_required
 def webhook_secret_roll(request, member):
-    """Roll the webhook secret and show the new one, this once."""
-    rolled = services.member_webhook_secret_roll(member=member)
+    """Roll the webhook secret and show the new one, this once; 409 while the previous roll's
+    overlap lasts (``RollOverlapping``)."""
+    try:
+        rolled = services.member_webhook_secret_roll(member=member)
+    except services.RollOverlapping as exc:
+        context = {"member": member, "reason": str(exc)}
+        return render(request, "payments/portal/refused.html", context, status=409)
     context = {
         "member": member,
         "what": "webhook secret",
@@ -242,11 +269,13 @@ def api_key_roll(request, member):
 @member_required
 def guide(request, member):
     """The integration guide with this merchant's app id, hosts and the API's URL filled in,
-    followed by the notification contract (docs/notifications.md)."""
+    followed by the notification contract (docs/notifications.md). A merchant without an
+    allowed host yet gets ``EXAMPLE_HOST`` in the examples."""
+    hosts = member.merchant.allowed_hosts
     context = {
         "member": member,
         "api_url": settings.PAYMENTS_API_URL.rstrip("/"),
-        "host": member.merchant.allowed_hosts[0].lstrip("."),
+        "host": hosts[0].lstrip(".") if hosts else EXAMPLE_HOST,
         "contract": contract_html(),
     }
     return render(request, "payments/portal/guide.html", context)
