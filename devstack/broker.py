@@ -1,0 +1,57 @@
+"""The stack's broker when it is RabbitMQ (``CELERY_BROKER_URL=amqp://…``): what the harness
+reads and removes there. The names are the product's (config/broker.py): a
+deployment's queues, their exchange and its control and event exchanges all carry its
+``DEPLOYMENT_NAMESPACE``, so these touch no other deployment's.
+"""
+
+import os
+
+from kombu import Connection
+
+from config.broker import rabbitmq_exchanges, rabbitmq_queues
+
+CONNECT_TIMEOUT = 5.0  # seconds
+
+
+def environment_broker_url() -> str | None:
+    """The broker this process's environment names (``CELERY_BROKER_URL``), if any: every
+    stack the harness starts uses it, else its Redis."""
+    return os.environ.get("CELERY_BROKER_URL") or None
+
+
+def rabbitmq_ready(*, url: str, namespace: str, queues: tuple[str, ...]) -> int:
+    """Messages waiting (ready, not yet delivered) in the namespace's ``queues`` (plain names:
+    ``notifications``). Over AMQP a passive declare counts only those: messages delivered
+    and not yet acknowledged are not visible to a client. A queue not declared yet counts 0."""
+    by_alias = {queue.alias: queue.name for queue in rabbitmq_queues(namespace=namespace)}
+    waiting = 0
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT) as connection:
+        for alias in queues:
+            channel = connection.channel()
+            try:
+                _, count, _ = channel.queue_declare(by_alias[alias], passive=True)
+            except connection.channel_errors:  # NOT_FOUND, which also closes the channel
+                count = 0
+            else:
+                channel.close()
+            waiting += count
+    return waiting
+
+
+def rabbitmq_delete(*, url: str, namespace: str) -> None:
+    """Delete the namespace's queues (with their messages) and exchanges, if they exist: a
+    run on the machine's RabbitMQ starts with nothing left by an earlier one, and leaves
+    nothing (quorum queues are durable: they would outlive it)."""
+    names = rabbitmq_exchanges(namespace=namespace)
+    exchanges = (
+        names["tasks"],
+        names["events"],
+        f"{names['control']}.pidbox",
+        f"reply.{names['control']}.pidbox",
+    )
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT) as connection:
+        channel = connection.default_channel
+        for queue in rabbitmq_queues(namespace=namespace):
+            channel.queue_delete(queue.name)
+        for exchange in exchanges:
+            channel.exchange_delete(exchange)
