@@ -7,7 +7,9 @@
 ``DATABASE_URL`` naming PostgreSQL runs on that server in a database of the run's own
 (``--database``, default ``recharge_chaos``, and ``<name>_template``, both dropped and
 recreated; the database ``DATABASE_URL`` names is never touched); otherwise SQLite under
-var/chaos. Every scenario has its own Redis on a free port (never the machine's). Logs:
+var/chaos. Every scenario has its own Redis on a free port (never the machine's), its broker
+unless ``CELERY_BROKER_URL`` names one (``amqp://…``: RabbitMQ, each scenario in a namespace
+of its own, its queues deleted afterwards; the Redis-only scenarios are skipped). Logs:
 var/chaos/logs/<scenario>/. Exit status 0 only when no scenario lost a notification or
 credited anything twice and every scenario's checks and final audit passed.
 """
@@ -59,7 +61,7 @@ def table(outcomes) -> str:
             o.credited_twice,
             o.beyond,
             "—" if o.settle_seconds is None else f"{o.settle_seconds:.1f}s",
-            "ok" if o.ok else "FAILED",
+            "skipped" if o.skipped else "ok" if o.ok else "FAILED",
         )
         for o in outcomes
     ]
@@ -79,6 +81,9 @@ def table(outcomes) -> str:
 def details(outcomes) -> str:
     lines = []
     for o in outcomes:
+        if o.skipped:
+            lines.append(f"{o.key}. {o.title}: {o.skipped}")
+            continue
         lines.append(
             f"{o.key}. {o.title}: {o.attempts} attempts, minimum {o.minimum}, "
             f"{o.delivered}/{o.notifications} notifications delivered; the receiver proxy "
