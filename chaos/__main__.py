@@ -53,7 +53,9 @@ def build_template(database: ClonedDatabase, *, users: int) -> None:
 
 def table(outcomes) -> str:
     rows = [
-        (
+        (f"{o.key}. {o.title}", *["—"] * 6, "skipped")
+        if o.skipped
+        else (
             f"{o.key}. {o.title}",
             o.orders,
             o.notifications,
@@ -61,7 +63,7 @@ def table(outcomes) -> str:
             o.credited_twice,
             o.beyond,
             "—" if o.settle_seconds is None else f"{o.settle_seconds:.1f}s",
-            "skipped" if o.skipped else "ok" if o.ok else "FAILED",
+            "ok" if o.ok else "FAILED",
         )
         for o in outcomes
     ]
