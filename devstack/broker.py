@@ -5,12 +5,16 @@ deployment's queues, their exchange and its control and event exchanges all carr
 """
 
 import os
+import shutil
+import subprocess
 
 from kombu import Connection
 
 from config.broker import rabbitmq_exchanges, rabbitmq_queues
 
 CONNECT_TIMEOUT = 5.0  # seconds
+RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"  # Debian's, in sbin
+RABBITMQCTL_TIMEOUT = 30.0  # seconds
 
 
 def environment_broker_url() -> str | None:
@@ -19,23 +23,42 @@ def environment_broker_url() -> str | None:
     return os.environ.get("CELERY_BROKER_URL") or None
 
 
-def rabbitmq_ready(*, url: str, namespace: str, queues: tuple[str, ...]) -> int:
-    """Messages waiting (ready, not yet delivered) in the namespace's ``queues`` (plain names:
-    ``notifications``). Over AMQP a passive declare counts only those: messages delivered
-    and not yet acknowledged are not visible to a client. A queue not declared yet counts 0."""
+def rabbitmq_backlog(*, url: str, namespace: str, queues: tuple[str, ...]) -> dict[str, int]:
+    """``{"queued": messages waiting, "unacked": delivered, not yet acknowledged}`` in the
+    namespace's ``queues`` (plain names: ``notifications``; one the settings do not define,
+    such as the benchmark's ``bench``, is the queue Celery creates under that very name). A
+    queue not declared yet counts 0.
+
+    Asked of ``rabbitmqctl`` on this machine (the harness's RabbitMQ is local), as AMQP
+    shows a client the waiting messages only (a passive declare), not the unacknowledged
+    ones a caller waiting for a queue to drain must count too. Raises CalledProcessError
+    when rabbitmqctl fails (not root, no such virtual host)."""
     by_alias = {queue.alias: queue.name for queue in rabbitmq_queues(namespace=namespace)}
-    waiting = 0
-    with Connection(url, connect_timeout=CONNECT_TIMEOUT) as connection:
-        for alias in queues:
-            channel = connection.channel()
-            try:
-                _, count, _ = channel.queue_declare(by_alias[alias], passive=True)
-            except connection.channel_errors:  # NOT_FOUND, which also closes the channel
-                count = 0
-            else:
-                channel.close()
-            waiting += count
-    return waiting
+    wanted = {by_alias.get(alias, alias) for alias in queues}
+    listing = subprocess.run(
+        [
+            RABBITMQCTL,
+            "list_queues",
+            "--quiet",
+            "--no-table-headers",
+            "--vhost",
+            Connection(url).virtual_host,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=RABBITMQCTL_TIMEOUT,
+    ).stdout
+    backlog = {"queued": 0, "unacked": 0}
+    for line in listing.splitlines():
+        name, ready, unacked = line.rsplit("\t", 2)
+        if name in wanted:
+            backlog["queued"] += int(ready)
+            backlog["unacked"] += int(unacked)
+    return backlog
 
 
 def rabbitmq_delete(*, url: str, namespace: str) -> None:

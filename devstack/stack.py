@@ -21,7 +21,7 @@ from celery import Celery
 
 from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
 
-from .broker import environment_broker_url, rabbitmq_delete, rabbitmq_ready
+from .broker import environment_broker_url, rabbitmq_backlog, rabbitmq_delete
 from .processes import ROOT, Process, procfile_commands, wait_for_port
 from .redis import free_port, start_redis
 
@@ -169,11 +169,10 @@ class Stack:
 
     def broker_backlog(self, *queues: str) -> dict[str, int]:
         """``{"queued": messages waiting in queues, "unacked": delivered to a worker, not yet
-        acknowledged}`` (with ``task_acks_late``: not yet run to the end). On RabbitMQ only
-        ``{"queued": ...}``: AMQP shows a client no unacknowledged count."""
+        acknowledged}`` (with ``task_acks_late``: not yet run to the end); on RabbitMQ from
+        its ``rabbitmqctl`` (``devstack.broker.rabbitmq_backlog``)."""
         if not self.broker_is_redis:
-            ready = rabbitmq_ready(url=self.broker_url, namespace=self.namespace, queues=queues)
-            return {"queued": ready}
+            return rabbitmq_backlog(url=self.broker_url, namespace=self.namespace, queues=queues)
         with self.redis() as client:
             pipe = client.pipeline()
             for queue in queues:
