@@ -1,7 +1,8 @@
 """Fault injection against the real stack: ``python -m chaos`` (``make chaos``).
 
 Each scenario is a ``devstack.run.Run``: its own Redis (a packaged redis-server on a free
-port, no persistence, a namespace of its own), a fresh database cloned from a migrated
+port, no persistence, a namespace of its own; the broker too, unless ``CELERY_BROKER_URL``
+names RabbitMQ), a fresh database cloned from a migrated
 template, and the Procfile's processes (web and payments gunicorn, Celery worker, beat) each
 in its own process group, so one can be SIGKILLed whole. Orders are placed through the real
 pages; notifications reach accounts' notify endpoint through ``devstack.proxy.FaultProxy``,

@@ -7,7 +7,9 @@
 ``DATABASE_URL`` naming PostgreSQL runs on that server in a database of the run's own
 (``--database``, default ``recharge_chaos``, and ``<name>_template``, both dropped and
 recreated; the database ``DATABASE_URL`` names is never touched); otherwise SQLite under
-var/chaos. Every scenario has its own Redis on a free port (never the machine's). Logs:
+var/chaos. Every scenario has its own Redis on a free port (never the machine's), its broker
+unless ``CELERY_BROKER_URL`` names one (``amqp://…``: RabbitMQ, each scenario in a namespace
+of its own, its queues deleted afterwards; the Redis-only scenarios are skipped). Logs:
 var/chaos/logs/<scenario>/. Exit status 0 only when no scenario lost a notification or
 credited anything twice and every scenario's checks and final audit passed.
 """
@@ -51,7 +53,9 @@ def build_template(database: ClonedDatabase, *, users: int) -> None:
 
 def table(outcomes) -> str:
     rows = [
-        (
+        (f"{o.key}. {o.title}", *["—"] * 6, "skipped")
+        if o.skipped
+        else (
             f"{o.key}. {o.title}",
             o.orders,
             o.notifications,
@@ -79,6 +83,9 @@ def table(outcomes) -> str:
 def details(outcomes) -> str:
     lines = []
     for o in outcomes:
+        if o.skipped:
+            lines.append(f"{o.key}. {o.title}: {o.skipped}")
+            continue
         lines.append(
             f"{o.key}. {o.title}: {o.attempts} attempts, minimum {o.minimum}, "
             f"{o.delivered}/{o.notifications} notifications delivered; the receiver proxy "

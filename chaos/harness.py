@@ -1,10 +1,11 @@
 """What every scenario runs in, and what it reports.
 
 A scenario is a function of a ``ChaosRun``: a ``devstack.run.Run`` (the stack with its own
-Redis, the fault proxy in front of accounts' notify endpoint, orders through the pages, the
-settle-until-the-audit-is-clean wait) on a fresh copy of the migrated template database. It
-injects its fault, marks when the fault ended, settles, and reports an ``Outcome``: the
-table's figures (``chaos.figures``), its own checks and notes.
+Redis, its broker too unless ``CELERY_BROKER_URL`` names RabbitMQ; the fault proxy in front
+of accounts' notify endpoint, orders through the pages, the settle-until-the-audit-is-clean
+wait) on a fresh copy of the migrated template database. It injects its fault, marks when
+the fault ended, settles, and reports an ``Outcome``: the table's figures
+(``chaos.figures``), its own checks and notes.
 
 The figures:
 
@@ -21,6 +22,7 @@ Reconciliation is off (``ACCOUNTS_RECONCILE_AFTER`` one day) except in scenarios
 so everywhere else each result must arrive by notification alone.
 """
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -135,6 +137,7 @@ class Outcome:
     notes: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None  # why the scenario did not run on this broker
     log_dir: str = ""
 
     @property
@@ -143,6 +146,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
+        if self.skipped:
+            return self.error is None
         return (
             self.error is None
             and self.settle_seconds is not None
@@ -159,12 +164,14 @@ class Outcome:
 @dataclass(frozen=True)
 class Scenario:
     """One fault family's scenario: ``run(chaos_run)`` injects the fault and reports; ``env``
-    is its settings on top of ``BASE_ENV``."""
+    is its settings on top of ``BASE_ENV``; ``redis_only``, for a fault only Redis as the
+    broker has, says why it is skipped on RabbitMQ."""
 
     key: str
     title: str
     run: Callable[["ChaosRun"], None]
     env: dict = field(default_factory=dict)
+    redis_only: str = ""
 
 
 class ChaosRun(Run):
@@ -180,7 +187,9 @@ class ChaosRun(Run):
             settings={
                 **self.env,
                 "DATABASE_URL": database.url,
-                "DEPLOYMENT_NAMESPACE": f"chaos-{scenario.key}",
+                # Of the run's own: on RabbitMQ every scenario, and any other chaos run,
+                # shares the one broker (with a private Redis no other run shares anything).
+                "DEPLOYMENT_NAMESPACE": f"chaos-{scenario.key}-{secrets.token_hex(4)}",
             },
             log_dir=log_dir,
             users=sizes.users,
@@ -243,8 +252,13 @@ class ChaosRun(Run):
 
 
 def run_scenario(scenario: Scenario, *, sizes: Sizes, database: ClonedDatabase) -> Outcome:
-    """Run one scenario from a fresh database; never raises (an error is the outcome's)."""
+    """Run one scenario from a fresh database; never raises (an error is the outcome's). A
+    Redis-only scenario on another broker is skipped, its reason in the outcome."""
     run = ChaosRun(scenario=scenario, sizes=sizes, database=database)
+    if scenario.redis_only and not run.stack.broker_is_redis:
+        run.outcome.skipped = f"skipped on RabbitMQ: {scenario.redis_only}"
+        run.say(run.outcome.skipped)
+        return run.outcome
     began = time.monotonic()
     try:
         with run:

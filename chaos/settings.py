@@ -10,11 +10,13 @@ scenario. With the project's one-hour visibility timeout the scan finds nothing 
 """
 
 from config.settings import *  # noqa: F403
-from config.settings.celery import CELERY_BROKER_TRANSPORT_OPTIONS
+from config.settings.celery import BROKER_IS_REDIS, CELERY_BROKER_TRANSPORT_OPTIONS
 from config.settings.env import env
 
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    **CELERY_BROKER_TRANSPORT_OPTIONS,
-    "unacked_restore_interval": env.int("CHAOS_UNACKED_RESTORE_INTERVAL", default=1),
-    "unacked_restore_throttle": 1,
-}
+# Redis's transport options only: RabbitMQ has no visibility timeout to scan for.
+if BROKER_IS_REDIS:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,
+        "unacked_restore_interval": env.int("CHAOS_UNACKED_RESTORE_INTERVAL", default=1),
+        "unacked_restore_throttle": 1,
+    }

@@ -24,7 +24,8 @@ class Run:
     ``log_dir`` is emptied at the start and holds every process's log; orders are placed by
     ``users`` users (``seed_demo --users``), ``threads`` at a time; settling waits at most
     ``settle_timeout`` seconds. A context manager: Redis (when private) and the proxy start
-    on entry, everything stops on exit."""
+    on entry, everything stops on exit (on RabbitMQ the namespace's queues and exchanges are
+    deleted: ``settings`` give the run a DEPLOYMENT_NAMESPACE of its own)."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class Run:
     def __exit__(self, *exc) -> None:
         try:
             self.stack.close()
+            self.stack.broker_delete()  # the run's namespace is its own: nothing to keep
         finally:
             self.receiver.close()
 

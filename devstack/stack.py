@@ -1,4 +1,5 @@
-"""The whole stack as one object: Redis, then any of the Procfile's processes (web and payments
+"""The whole stack as one object: Redis (the cache, and the broker unless the environment's
+``CELERY_BROKER_URL`` names RabbitMQ), then any of the Procfile's processes (web and payments
 gunicorn, Celery worker, beat) by key, each in a process group of its own so that one can be
 SIGKILLed, restarted or run twice (a second beat) while the others go on. ``make run``,
 ``make demo``, ``make chaos``, ``make bench`` and the end-to-end tests all run this class.
@@ -18,6 +19,9 @@ from pathlib import Path
 import redis
 from celery import Celery
 
+from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
+
+from .broker import environment_broker_url, rabbitmq_backlog, rabbitmq_delete
 from .processes import ROOT, Process, procfile_commands, wait_for_port
 from .redis import free_port, start_redis
 
@@ -70,8 +74,11 @@ class Stack:
     ``settings``: environment variables naming settings, for every process. ``log_dir``: one
     ``<key>.log`` per process there; None copies their output to stdout. ``redis_url``: an
     existing Redis; None runs a private packaged redis-server on a port of the stack's own
-    (``start_redis``). ``servers``: ``{name: command}`` run besides the Procfile's, each
-    given a free port in ``${NAME_PORT}``. ``web_port``/``payments_port`` 0 pick free ports.
+    (``start_redis``). The broker is that Redis unless this process's environment (or
+    ``settings``) names one in ``CELERY_BROKER_URL``: RabbitMQ, say, shared by every stack
+    that names it and kept apart by their namespaces. ``servers``: ``{name: command}`` run
+    besides the Procfile's, each given a free port in ``${NAME_PORT}``.
+    ``web_port``/``payments_port`` 0 pick free ports.
     Use as a context manager; ``close()`` stops everything it started.
     """
 
@@ -100,8 +107,12 @@ class Stack:
         self.processes: dict[str, Process] = {}
         self._control: Celery | None = None
         computed = {f"{name.upper()}_PORT": port for name, port in self.ports.items()}
+        self.broker_url = (
+            (settings or {}).get("CELERY_BROKER_URL") or environment_broker_url() or self.redis_url
+        )
         computed.update(
             REDIS_URL=self.redis_url,
+            CELERY_BROKER_URL=self.broker_url,
             ACCOUNTS_PAYMENTS_API_URL=self.payments_url,
             PAYMENTS_PUBLIC_URL=self.web_url,
             ACCOUNTS_PUBLIC_URL=self.web_url,
@@ -125,8 +136,9 @@ class Stack:
     @property
     def namespace(self) -> str:
         """The stack's DEPLOYMENT_NAMESPACE, which prefixes every Redis key Celery writes
-        (config/settings/redis.py). Raises RuntimeError when the caller left it to the
-        product's default, which only the product computes."""
+        (config/settings/redis.py), or every RabbitMQ queue and exchange (config/broker.py).
+        Raises RuntimeError when the caller left it to the product's default, which only the
+        product computes."""
         try:
             return self.env["DEPLOYMENT_NAMESPACE"]
         except KeyError:
@@ -154,9 +166,16 @@ class Stack:
         """The Redis key kombu uses for ``name`` (a queue, ``unacked``) in this namespace."""
         return f"{self.namespace}:{name}"
 
+    @property
+    def broker_is_redis(self) -> bool:
+        return broker_is_redis(self.broker_url)
+
     def broker_backlog(self, *queues: str) -> dict[str, int]:
         """``{"queued": messages waiting in queues, "unacked": delivered to a worker, not yet
-        acknowledged}`` (with ``task_acks_late``: not yet run to the end)."""
+        acknowledged}`` (with ``task_acks_late``: not yet run to the end); on RabbitMQ from
+        its ``rabbitmqctl`` (``devstack.broker.rabbitmq_backlog``)."""
+        if not self.broker_is_redis:
+            return rabbitmq_backlog(url=self.broker_url, namespace=self.namespace, queues=queues)
         with self.redis() as client:
             pipe = client.pipeline()
             for queue in queues:
@@ -166,7 +185,11 @@ class Stack:
         return {"queued": sum(lengths), "unacked": unacked}
 
     def flushall(self) -> dict[str, int]:
-        """FLUSHALL; returns the broker backlog it destroyed (see ``broker_backlog``)."""
+        """FLUSHALL; returns the broker backlog it destroyed (see ``broker_backlog``). Redis
+        as the broker only (RuntimeError otherwise): on RabbitMQ it would empty the cache
+        alone."""
+        if not self.broker_is_redis:
+            raise RuntimeError("FLUSHALL empties the broker only when Redis is the broker")
         lost = self.broker_backlog("notifications", "periodic")
         with self.redis() as client:
             client.flushall()
@@ -269,14 +292,33 @@ class Stack:
     def control(self) -> Celery:
         """A bare Celery client of the stack's broker and namespace: pings, sent messages."""
         if self._control is None:
-            self._control = Celery("devstack", broker=self.redis_url, set_as_current=False)
+            self._control = Celery("devstack", broker=self.broker_url, set_as_current=False)
             self._control.conf.update(
                 task_serializer="json",
                 accept_content=["json"],
                 broker_connection_retry_on_startup=True,
-                broker_transport_options={"global_keyprefix": f"{self.namespace}:"},
+                **self._namespaced(),
             )
         return self._control
+
+    def _namespaced(self) -> dict:
+        """The Celery settings that put a client in the stack's namespace, as the product's
+        (config/settings/celery.py)."""
+        if self.broker_is_redis:
+            return {"broker_transport_options": {"global_keyprefix": f"{self.namespace}:"}}
+        exchanges = rabbitmq_exchanges(namespace=self.namespace)
+        return {
+            "task_queues": rabbitmq_queues(namespace=self.namespace),
+            "control_exchange": exchanges["control"],
+            "event_exchange": exchanges["events"],
+        }
+
+    def broker_delete(self) -> None:
+        """On RabbitMQ, delete the namespace's queues (their messages with them) and
+        exchanges (``devstack.broker.rabbitmq_delete``); on Redis nothing (the harness
+        flushes its Redis instead)."""
+        if not self.broker_is_redis:
+            rabbitmq_delete(url=self.broker_url, namespace=self.namespace)
 
     def send_deliver(self, notification_id) -> None:
         """Publish one ``notifications.deliver`` message by hand, as a duplicate would be."""
@@ -286,11 +328,21 @@ class Stack:
 
     def _wait_for_worker(self, process: Process, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not self.control().control.ping(timeout=0.5):
+        while not self._pinged():
             if not process.alive:
                 raise RuntimeError(f"{process.key} exited during startup (see {self.log_dir})")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no worker answered a ping within {timeout:.0f}s")
+
+    def _pinged(self) -> bool:
+        """Whether a worker of the namespace answered a ping within half a second."""
+        control = self.control()
+        try:
+            return bool(control.control.ping(timeout=0.5))
+        except control.connection_for_write().channel_errors:
+            # RabbitMQ refuses a publish to an exchange nobody declared: the control
+            # exchange exists once the first worker has started consuming from it.
+            return False
 
     # --- The whole -------------------------------------------------------------------------
 

@@ -3,9 +3,10 @@
 Nothing is mocked. The test process commits rows (``transactional_db``) that the stack's
 processes (web and payments gunicorn, the Celery worker, beat) read and write in the same test
 database; they reach each other and the test over HTTP on 127.0.0.1 and through the Redis at
-``REDIS_URL`` (``python -m devstack test`` provides one), under this process's
-``DEPLOYMENT_NAMESPACE`` unless a test names another. Each test starts the stacks it needs
-(``devstack.stack.Stack``) and they are stopped before pytest-django empties the database.
+``REDIS_URL`` (``python -m devstack test`` provides one), or the broker ``CELERY_BROKER_URL``
+names (RabbitMQ), under this process's ``DEPLOYMENT_NAMESPACE`` unless a test names another.
+Each test starts the stacks it needs (``devstack.stack.Stack``) and they are stopped before
+pytest-django empties the database.
 Each stack's processes log to ``var/e2e/<test>-<n>/<process>.log``; a failed test's report
 ends with the tail of each.
 """
@@ -22,9 +23,13 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 from accounts.models import Account
 from accounts.services import account_create
+from config.broker import broker_is_redis
+from devstack.broker import rabbitmq_delete
 from devstack.database import create_database, drop_database, own_database_url
 from devstack.stack import VAR, Stack, manage, stack_environment
 from payments.services import MerchantCredentials, merchant_create
@@ -93,9 +98,16 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
-def redis_flushed():
-    """Empty the Redis db at ``REDIS_URL`` so no message left by an earlier test (a countdown
+def broker_emptied():
+    """Empty the Redis db at ``REDIS_URL`` and, when RabbitMQ is the broker, delete this
+    process's namespace's queues there, so no message left by an earlier test (a countdown
     retry restored at worker shutdown, say) is delivered during this one."""
+    if not broker_is_redis(settings.CELERY_BROKER_URL):
+        try:
+            rabbitmq_delete(url=settings.CELERY_BROKER_URL, namespace=settings.DEPLOYMENT_NAMESPACE)
+        except (OSError, OperationalError) as exc:
+            url = maybe_sanitize_url(settings.CELERY_BROKER_URL)
+            pytest.fail(f"the e2e tests need the broker at CELERY_BROKER_URL={url} ({exc})")
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
     try:
         client.flushdb()
@@ -123,7 +135,7 @@ def customer(transactional_db) -> Customer:
 
 
 @pytest.fixture
-def start_stack(request, transactional_db, redis_flushed, stack_merchant):
+def start_stack(request, transactional_db, broker_emptied, stack_merchant):
     """``start_stack(processes=..., **settings_env)`` → a started ``devstack.stack.Stack`` on
     the test database, ``REDIS_URL`` and this process's namespace, as the stack merchant,
     with jitter off.
@@ -133,7 +145,8 @@ def start_stack(request, transactional_db, redis_flushed, stack_merchant):
     (``config/settings/``), e.g. ``NOTIFY_RETRY_SCHEDULE="1s,2s"``; they override those
     above (``DATABASE_URL`` and ``DEPLOYMENT_NAMESPACE`` too). Every stack is stopped when
     the test ends, before the database is flushed (this fixture depends on
-    ``transactional_db``, so it tears down first).
+    ``transactional_db``, so it tears down first), and on RabbitMQ its namespace's queues
+    and exchanges are deleted (durable: they would outlive the test).
     """
     stacks = request.node.stash.setdefault(_STACKS, [])
     name = file_name(request)
@@ -167,6 +180,7 @@ def start_stack(request, transactional_db, redis_flushed, stack_merchant):
     yield start
     for stack in reversed(stacks):
         stack.close()
+        stack.broker_delete()
 
 
 @pytest.fixture

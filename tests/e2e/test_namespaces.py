@@ -1,6 +1,7 @@
-"""Two stacks from this checkout side by side on one Redis (the test's ``REDIS_URL``), each on
-a database of its own: the pytest-django test database and a second one, migrated and seeded
-for the test (``second_database``). ``DEPLOYMENT_NAMESPACE`` keeps their messages apart; the
+"""Two stacks from this checkout side by side on one broker (the test's ``REDIS_URL``, or the
+RabbitMQ of ``CELERY_BROKER_URL``: CI runs both), each on a database of its own: the
+pytest-django test database and a second one, migrated and seeded for the test
+(``second_database``). ``DEPLOYMENT_NAMESPACE`` keeps their messages apart; the
 same namespace for both makes one's delivery land on the other's worker, which says so.
 """
 
@@ -58,8 +59,8 @@ def worker_log(stack) -> str:
 
 
 @pytest.mark.e2e
-def test_two_stacks_on_one_redis_each_deliver_their_own(second_database, start_stack, customer):
-    """Two complete stacks (web, payments, worker) with namespaces of their own on one Redis:
+def test_two_stacks_on_one_broker_each_deliver_their_own(second_database, start_stack, customer):
+    """Two complete stacks (web, payments, worker) with namespaces of their own on one broker:
     a customer pays 12.34 on each through the real pages, and each wallet shows the credit
     within seconds; neither worker ever took a delivery the other's database has (no "which
     this database does not have" line in either log)."""
