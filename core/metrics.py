@@ -7,8 +7,11 @@ import logging
 import redis
 from django.conf import settings
 from django.utils.module_loading import import_string
+from kombu import Connection
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+
+from config.broker import rabbitmq_queues
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +46,18 @@ _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 class BrokerCollector:
-    """``recharge_queue_messages{queue}``: messages waiting in each Celery queue on Redis
-    (``LLEN`` of its lists under this deployment's ``DEPLOYMENT_NAMESPACE``), read at scrape
-    time; ``recharge_broker_up`` 0, and no lengths, when Redis does not answer within a
+    """``recharge_queue_messages{queue}``: messages waiting in each Celery queue of this
+    deployment, read at scrape time — on Redis the ``LLEN`` of its lists under
+    ``DEPLOYMENT_NAMESPACE``, on RabbitMQ the message count of a passive declare of its
+    namespaced queue (messages ready, not those delivered and unacknowledged);
+    ``recharge_broker_up`` 0, and no lengths, when the broker does not answer within a
     second."""
 
     def collect(self):
         up = GaugeMetricFamily("recharge_broker_up", "Whether the broker answered the scrape.")
         try:
-            lengths = self._lengths()
-        except redis.RedisError as exc:
+            lengths = _redis_lengths() if settings.BROKER_IS_REDIS else _rabbitmq_lengths()
+        except (redis.RedisError, *_AMQP_ERRORS) as exc:
             logger.warning("metrics: broker unreachable: %s", exc)
             up.add_metric([], 0)
             yield up
@@ -66,20 +71,39 @@ class BrokerCollector:
             messages.add_metric([queue], length)
         yield messages
 
-    @staticmethod
-    def _lengths() -> dict[str, int]:
-        prefix = f"{settings.DEPLOYMENT_NAMESPACE}:"
-        queues = broker_queues()
-        client = redis.Redis.from_url(
-            settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1
-        )
-        try:
-            pipe = client.pipeline(transaction=False)
-            for queue in queues:
-                for suffix in _PRIORITY_SUFFIXES:
-                    pipe.llen(f"{prefix}{queue}{suffix}")
-            counts = pipe.execute()
-        finally:
-            client.close()
-        step = len(_PRIORITY_SUFFIXES)
-        return {queue: sum(counts[i * step : (i + 1) * step]) for i, queue in enumerate(queues)}
+
+def _redis_lengths() -> dict[str, int]:
+    prefix = f"{settings.DEPLOYMENT_NAMESPACE}:"
+    queues = broker_queues()
+    client = redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1
+    )
+    try:
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            for suffix in _PRIORITY_SUFFIXES:
+                pipe.llen(f"{prefix}{queue}{suffix}")
+        counts = pipe.execute()
+    finally:
+        client.close()
+    step = len(_PRIORITY_SUFFIXES)
+    return {queue: sum(counts[i * step : (i + 1) * step]) for i, queue in enumerate(queues)}
+
+
+# What a RabbitMQ that is down, refuses the guest or drops the connection raises.
+_AMQP_ERRORS = (*Connection("amqp://").connection_errors, OSError)
+
+
+def _rabbitmq_lengths() -> dict[str, int]:
+    names = {q.alias: q.name for q in rabbitmq_queues(namespace=settings.DEPLOYMENT_NAMESPACE)}
+    lengths = {}
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=1) as connection:
+        for queue in broker_queues():
+            # A passive declare of a queue no worker has declared yet fails and closes its
+            # channel: such a queue holds nothing, so it counts 0, on a fresh channel.
+            with connection.channel() as channel:
+                try:
+                    lengths[queue] = channel.queue_declare(names[queue], passive=True)[1]
+                except connection.channel_errors:
+                    lengths[queue] = 0
+    return lengths

@@ -19,9 +19,11 @@ import redis
 import requests
 from django.urls import reverse
 from django.utils import timezone
+from kombu import Connection, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounts import services as accounts_services
+from config.broker import rabbitmq_queues
 from config.celery import serve_metrics
 from core.metrics import BrokerCollector, broker_queues
 from devstack.redis import free_port
@@ -276,6 +278,65 @@ def test_queue_lengths_are_read_from_the_broker(settings):
     assert value(samples, "recharge_queue_messages", queue="notifications") == 3
     assert value(samples, "recharge_queue_messages", queue="periodic") == 1
     assert {"notifications", "periodic", "default"} <= set(broker_queues())
+
+
+RABBITMQ = os.environ.get("CI_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture
+def rabbitmq_namespace(settings):
+    """The settings switched to this machine's RabbitMQ under a namespace of the test's own,
+    whose queues are deleted afterwards. Skipped where no RabbitMQ answers (fails under CI)."""
+    try:
+        Connection(RABBITMQ, connect_timeout=1).ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no RabbitMQ here"
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no RabbitMQ at {RABBITMQ}: {exc}")
+    namespace = f"metrics-test-{os.getpid()}"
+    settings.CELERY_BROKER_URL, settings.BROKER_IS_REDIS = RABBITMQ, False
+    settings.DEPLOYMENT_NAMESPACE = namespace
+    queues = {queue.alias: queue for queue in rabbitmq_queues(namespace=namespace)}
+    yield queues
+    with Connection(RABBITMQ) as connection:
+        for queue in queues.values():
+            queue(connection.default_channel).delete()
+
+
+def test_queue_lengths_on_rabbitmq_are_its_namespaced_queues_message_counts(rabbitmq_namespace):
+    """On RabbitMQ each queue's length is the message count of this namespace's queue
+    (``<namespace>.notifications``); a queue no worker has declared yet counts 0 and does
+    not stop the others from being read; ``recharge_broker_up`` 1."""
+    queues = rabbitmq_namespace
+    with Connection(RABBITMQ) as connection:
+        channel = connection.default_channel
+        queues["notifications"](channel).declare()
+        queues["periodic"](channel).declare()
+        producer = Producer(channel, exchange=queues["notifications"].exchange)
+        for _ in range(3):
+            producer.publish({}, routing_key=queues["notifications"].routing_key)
+        producer.publish({}, routing_key=queues["periodic"].routing_key)
+
+        samples = collected(BrokerCollector())
+
+    assert value(samples, "recharge_broker_up") == 1
+    assert value(samples, "recharge_queue_messages", queue="notifications") == 3
+    assert value(samples, "recharge_queue_messages", queue="periodic") == 1
+    assert value(samples, "recharge_queue_messages", queue="default") == 0  # never declared
+
+
+def test_an_unreachable_rabbitmq_is_up_0_and_no_lengths(settings):
+    """A RabbitMQ that does not answer: ``recharge_broker_up`` 0 and no queue gauge, not an
+    error."""
+    settings.CELERY_BROKER_URL, settings.BROKER_IS_REDIS = (
+        f"amqp://guest:guest@127.0.0.1:{free_port()}//",
+        False,
+    )
+
+    samples = collected(BrokerCollector())
+
+    assert value(samples, "recharge_broker_up") == 0
+    assert not [key for key in samples if key[0] == "recharge_queue_messages"]
 
 
 def test_an_unreachable_broker_is_up_0_and_no_lengths(client, db, settings):
