@@ -18,7 +18,6 @@ from playwright.sync_api import Page, expect
 
 from core.admin import when
 from notifications.models import Endpoint, Notification
-from tests.browser.conftest import CONTEXTS, SCREENSHOTS
 from tests.helpers import shop_notifications
 
 pytestmark = [
@@ -81,20 +80,6 @@ def disabled_endpoint(merchant, transactional_db) -> Endpoint:
     return Endpoint.objects.get()
 
 
-@pytest.fixture
-def screenshot_step(page, width, request):
-    """``screenshot_step("form")``: as ``screenshot()``, for one step of a longer test, saved
-    as ``var/screenshots/<test>-<step>-<width>.png``."""
-
-    def save(step: str):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{request.node.originalname}-{step}-{width}.png"
-        page.screenshot(path=path, full_page=not CONTEXTS[width].get("is_mobile"))
-        return path
-
-    return save
-
-
 def admin_log_in(page: Page, username: str, password: str) -> None:
     """The admin's own log-in form, filled in and submitted; lands on the admin index."""
     assert page.goto("/admin/login/").status == 200
@@ -118,7 +103,7 @@ def shown(value) -> str:
 
 
 def test_a_disabled_endpoint_is_named_on_every_admin_page_with_its_health(
-    page, screenshot, screenshot_step, support, disabled_endpoint
+    page, screenshot, support, disabled_endpoint
 ):
     """The banner is at the top of the index, an app's page, changelists and change pages,
     of this app and of others; the Endpoint changelist shows its state, success rate,
@@ -174,11 +159,11 @@ def test_a_disabled_endpoint_is_named_on_every_admin_page_with_its_health(
     # into view.
     page.locator(".results").evaluate("box => { box.scrollLeft = box.scrollWidth; }")
     expect(cell["last_success_at"]).to_be_in_viewport()
-    screenshot_step("scrolled")
+    screenshot("scrolled")
 
 
 def test_recover_asks_since_when_then_resends_and_the_banner_goes(
-    page, screenshot, screenshot_step, support, disabled_endpoint, dispatch_apply_async
+    page, screenshot, support, disabled_endpoint, dispatch_apply_async
 ):
     """Tick the endpoint, choose Recover, Go: the form lists it and asks since when. An hour
     ago, submitted: the admin says it re-enabled 1 endpoint and scheduled 2 notifications;
@@ -201,7 +186,7 @@ def test_recover_asks_since_when_then_resends_and_the_banner_goes(
     expect(since_field).to_be_visible()
     since = timezone.now() - timedelta(hours=1)
     since_field.fill(f"{since:%Y-%m-%d %H:%M}")
-    screenshot_step("form")
+    screenshot("form")
     before = timezone.now()
     with page.expect_navigation() as navigation:
         page.get_by_role("button", name="Re-enable and resend").click()

@@ -17,7 +17,6 @@ from notifications.models import DeliveryAttempt, Endpoint, Notification
 from notifications.selectors import notifications_for_subject
 from payments import services
 from payments.models import MerchantMember
-from tests.browser.conftest import CONTEXTS, SCREENSHOTS
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,21 +29,6 @@ ATTEMPTS = [
     ("", 503, 412),
     ("", 500, 95),
 ]
-
-
-@pytest.fixture
-def screenshot_step(page, width, request):
-    """``screenshot_step("resent")``: as ``screenshot()``, for one step of a longer test, saved
-    as ``var/screenshots/<test>-<step>-<width>.png`` (as tests/browser/test_endpoints_admin.py
-    does; a candidate for conftest.py)."""
-
-    def save(step: str):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{request.node.originalname}-{step}-{width}.png"
-        page.screenshot(path=path, full_page=not CONTEXTS[width].get("is_mobile"))
-        return path
-
-    return save
 
 
 @pytest.fixture
@@ -99,7 +83,7 @@ def fits_the_screen(page: Page, width: int) -> bool:
 
 
 def test_a_merchant_finds_an_order_and_resends_it_from_its_page(
-    page, width, screenshot, screenshot_step, shop, exhausted
+    page, width, screenshot, shop, exhausted
 ):
     """Search by out_trade_no lists that order alone (500.00 CNY, exhausted); its page shows
     the webhook-id, the body as sent and the three attempts with their errors; Resend says
@@ -117,7 +101,7 @@ def test_a_merchant_finds_an_order_and_resends_it_from_its_page(
     expect(rows).to_contain_text("500.00 CNY")
     expect(rows).to_contain_text("exhausted")
     assert fits_the_screen(page, width)
-    screenshot_step("search")
+    screenshot("search")
     with page.expect_navigation():
         rows.get_by_role("link", name="R1001").click()
 
@@ -138,7 +122,7 @@ def test_a_merchant_finds_an_order_and_resends_it_from_its_page(
         "Scheduled 1 notification(s) of 1 order(s) to be sent again now."
     )
     expect(page.get_by_role("heading", name="Order R1001")).to_be_visible()
-    screenshot_step("resent")
+    screenshot("resent")
     notification.refresh_from_db()
     assert notification.state == Notification.State.PENDING
     assert before <= notification.next_attempt_at <= timezone.now()
@@ -146,7 +130,7 @@ def test_a_merchant_finds_an_order_and_resends_it_from_its_page(
     assert other.state == Notification.State.EXHAUSTED
 
 
-def test_a_merchant_resends_the_orders_it_ticks(page, screenshot_step, shop, exhausted):
+def test_a_merchant_resends_the_orders_it_ticks(page, screenshot, shop, exhausted):
     """Tick two of three orders in the list, Resend selected: two notifications scheduled,
     the third left exhausted."""
     orders = [exhausted(f"R200{n}") for n in range(3)]
@@ -160,7 +144,7 @@ def test_a_merchant_resends_the_orders_it_ticks(page, screenshot_step, shop, exh
     expect(page.locator(".messages .success")).to_have_text(
         "Scheduled 2 notification(s) of 2 order(s) to be sent again now."
     )
-    screenshot_step("resent")
+    screenshot("resent")
     states = {
         n.subject: n.state
         for n in Notification.objects.filter(subject__in=[o.tx_no for o in orders])
@@ -169,7 +153,7 @@ def test_a_merchant_resends_the_orders_it_ticks(page, screenshot_step, shop, exh
 
 
 def test_a_merchant_rolls_its_webhook_secret_and_sees_it_once(
-    page, width, screenshot, screenshot_step, shop, merchant
+    page, width, screenshot, shop, merchant
 ):
     """Credentials → Roll webhook secret: the new secret and until when the old one also
     signs; back on Credentials neither secret is on the page, and the overlap is named."""
@@ -195,11 +179,11 @@ def test_a_merchant_rolls_its_webhook_secret_and_sees_it_once(
     expect(page.get_by_text(f"also signs until {until}")).to_be_visible()
     content = page.content()
     assert merchant.webhook_secret not in content and old_secret not in content
-    screenshot_step("after")
+    screenshot("after")
 
 
 def test_a_merchant_recovers_its_disabled_endpoint_and_reads_the_guide(
-    page, width, screenshot, screenshot_step, shop, merchant, exhausted, settings
+    page, width, screenshot, shop, merchant, exhausted, settings
 ):
     """Endpoints: the disabled endpoint with its success rate; Recover since an hour ago
     re-enables it and schedules its exhausted notification. The guide names the merchant's
@@ -219,7 +203,7 @@ def test_a_merchant_recovers_its_disabled_endpoint_and_reads_the_guide(
     expect(card).to_contain_text("Disabled")
     expect(card).to_contain_text("25.0% of 40 attempt(s)")
     assert fits_the_screen(page, width)
-    screenshot_step("disabled")
+    screenshot("disabled")
 
     since = timezone.now() - timedelta(hours=1)
     card.get_by_label("Resend undelivered since (UTC)").fill(f"{since:%Y-%m-%dT%H:%M}")
@@ -241,4 +225,4 @@ def test_a_merchant_recovers_its_disabled_endpoint_and_reads_the_guide(
     ).to_be_visible()
     expect(page.get_by_role("heading", name="Signature (Standard Webhooks)")).to_be_visible()
     assert fits_the_screen(page, width)
-    screenshot_step("guide")
+    screenshot("guide")
