@@ -98,3 +98,15 @@ def shop_notifications(merchant, count: int) -> list:
         )
         for number in range(count)
     ]
+
+
+def staff_user(username: str, *codenames: str):
+    """A staff user (password ``pw``) holding only the permissions named by ``codenames``
+    (e.g. ``view_rechargeorder``): what a support clerk with a narrow role sees."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username, password="pw", is_staff=True)
+    # One get a codename: a misspelt one fails here rather than granting less unnoticed.
+    user.user_permissions.add(*(Permission.objects.get(codename=name) for name in codenames))
+    return user

@@ -2,8 +2,6 @@
 or merchant quotes lists the whole case across the apps, only what the user may view."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts.models import InboundNotification, LedgerEntry, Recharge
@@ -12,7 +10,7 @@ from core.search import MATCHES_PER_SEARCHER
 from notifications.models import Notification
 from payments.selectors import recharge_orders_search
 from payments.services import recharge_order_create, recharge_order_pay
-from tests.helpers import order_request
+from tests.helpers import order_request, staff_user
 
 FIND = reverse("admin:find")
 
@@ -151,9 +149,7 @@ def test_a_term_with_a_control_character_is_a_400_that_says_so(admin_client, cas
 @pytest.fixture
 def order_viewer(client, db, fast_password_hashing):
     """Staff who may view orders and nothing else."""
-    user = get_user_model().objects.create_user("orders", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_rechargeorder"))
-    client.force_login(user)
+    client.force_login(staff_user("orders", "view_rechargeorder"))
     return client
 
 

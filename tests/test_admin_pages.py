@@ -9,8 +9,6 @@ from datetime import timedelta
 import pytest
 import responses
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,7 +19,7 @@ from notifications.services import notifications_prune
 from payments.models import RechargeOrder
 from payments.services import recharge_order_create, recharge_order_pay
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import order_request
+from tests.helpers import order_request, staff_user
 
 PAYMENTS_API = "http://payments.test"
 Status = RechargeOrder.Status
@@ -210,10 +208,9 @@ def test_reconcile_now_on_the_recharge_page_says_what_it_found(admin_client, pai
 @pytest.fixture
 def viewer(client, db, fast_password_hashing):
     """Staff who may view orders, notifications and recharges, and change nothing."""
-    user = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
-    for codename in ("view_rechargeorder", "view_notification", "view_recharge"):
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client.force_login(user)
+    client.force_login(
+        staff_user("viewer", "view_rechargeorder", "view_notification", "view_recharge")
+    )
     return client
 
 

@@ -4,13 +4,12 @@ made for them, and the page (notifications/templatetags/notifications_dashboard.
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from notifications import stats
 from notifications.models import DeliveryAttempt, Endpoint, Notification
 from notifications.templatetags.notifications_dashboard import age_text
+from tests.helpers import staff_user
 
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
 State = Notification.State
@@ -116,9 +115,7 @@ def test_the_admin_index_shows_the_dashboard(admin_client):
 
 def test_staff_who_may_not_view_notifications_see_no_dashboard(client, db):
     """Staff without the notifications view permission get the admin index without it."""
-    user = get_user_model().objects.create_user("clerk", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_rechargeorder"))
-    client.force_login(user)
+    client.force_login(staff_user("clerk", "view_rechargeorder"))
 
     page = client.get(reverse("admin:index")).content.decode()
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from notifications.models import Endpoint, Notification
 from payments.models import Merchant
-from tests.helpers import shop_notifications
+from tests.helpers import shop_notifications, staff_user
 
 pytestmark = pytest.mark.django_db
 State = Notification.State
@@ -92,13 +92,9 @@ def test_recover_action_asks_since_when_then_resends(admin_client, endpoint):
     assert Endpoint.objects.get().state == Endpoint.State.CLOSED
 
 
-def test_view_only_staff_cannot_reenable(client, endpoint, django_user_model):
+def test_view_only_staff_cannot_reenable(client, endpoint):
     """The actions need the change permission (ReadOnlyAdminMixin's "operate")."""
-    from django.contrib.auth.models import Permission
-
-    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_endpoint"))
-    client.force_login(viewer)
+    client.force_login(staff_user("viewer", "view_endpoint"))
     disable(endpoint)
 
     client.post(CHANGELIST, {"action": "reenable", "_selected_action": [endpoint.pk]})

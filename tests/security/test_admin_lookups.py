@@ -11,13 +11,12 @@ from html import unescape
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from accounts.models import InboundNotification
 from core.admin import FilterLookupsOnlyMixin
 from payments.models import Merchant
+from tests.helpers import staff_user
 
 # Every model field holding a secret, a password hash or part of one, by admin URL name.
 SECRET_FIELDS = {
@@ -37,9 +36,7 @@ LOOKUPS = ["", "__exact", "__gte", "__lt", "__startswith", "__regex", "__contain
 @pytest.fixture
 def viewer(client, db, fast_password_hashing):
     """A staff user with only the view permission on merchants, users and receipts."""
-    user = get_user_model().objects.create_user("viewer", password="viewer-pw", is_staff=True)
-    for codename in ("view_merchant", "view_user", "view_inboundnotification"):
-        user.user_permissions.add(Permission.objects.get(codename=codename))
+    user = staff_user("viewer", "view_merchant", "view_user", "view_inboundnotification")
     client.force_login(user)
     return user
 
