@@ -110,3 +110,32 @@ def staff_user(username: str, *codenames: str):
     # One get a codename: a misspelt one fails here rather than granting less unnoticed.
     user.user_permissions.add(*(Permission.objects.get(codename=name) for name in codenames))
     return user
+
+
+def headers_as_sent(notification) -> dict[str, str]:
+    """The request headers of a delivery of ``notification`` as an attempt records them
+    (User-Agent, Content-Type and the three Standard Webhooks headers; the signature a
+    placeholder)."""
+    return {
+        "User-Agent": "recharge-notify",
+        "Content-Type": "application/json",
+        "webhook-id": notification.webhook_id,
+        "webhook-timestamp": "1764252202",
+        "webhook-signature": "v1,c2lnbmF0dXJl",
+    }
+
+
+def failed_attempt(notification, *, number: int = 1, **fields):
+    """Record attempt ``number`` of ``notification`` as failed, started now unless
+    ``fields`` say otherwise; ``fields`` set the rest of the ``DeliveryAttempt``
+    (duration_ms, status_code, error, response_excerpt, request_headers, …)."""
+    from django.utils import timezone
+
+    from notifications.models import DeliveryAttempt
+
+    return DeliveryAttempt.objects.create(
+        notification=notification,
+        number=number,
+        succeeded=False,
+        **{"started_at": timezone.now(), **fields},
+    )

@@ -21,10 +21,10 @@ from django_celery_beat.models import (
 
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from core.beat import periodic_task_ensure
-from notifications.models import DeliveryAttempt, Notification
+from notifications.models import Notification
 from payments.models import Merchant, MerchantMember, RechargeOrder
 from payments.services import recharge_order_create, recharge_order_decline, recharge_order_pay
-from tests.helpers import recharge_fields
+from tests.helpers import failed_attempt, recharge_fields
 
 PAYMENTS_API = "http://payments.test"
 Status = RechargeOrder.Status
@@ -128,14 +128,7 @@ def order_json(recharge: Recharge, status: int) -> dict:
 def one_of_each(make_order, recharge, account):
     """At least one row of every model registered in the admin."""
     order = make_order(paid=True)
-    DeliveryAttempt.objects.create(
-        notification=notification_of(order),
-        number=1,
-        started_at=timezone.now(),
-        duration_ms=12,
-        status_code=503,
-        succeeded=False,
-    )
+    failed_attempt(notification_of(order), duration_ms=12, status_code=503)
     LedgerEntry.objects.create(
         account=account, tx_no="TX-0", amount=100, currency="CNY", source="notification"
     )
@@ -325,11 +318,8 @@ def test_order_page_shows_its_notification_and_every_attempt_escaped(admin_clien
     response, with the receiver's response escaped rather than rendered as HTML."""
     order = make_order(paid=True)
     notification = notification_of(order)
-    attempt = {"started_at": timezone.now(), "succeeded": False, "notification": notification}
-    DeliveryAttempt.objects.create(
-        number=1, duration_ms=4321, status_code=503, response_excerpt="<b>busy</b>", **attempt
-    )
-    DeliveryAttempt.objects.create(number=2, duration_ms=3050, error="ReadTimeout", **attempt)
+    failed_attempt(notification, duration_ms=4321, status_code=503, response_excerpt="<b>busy</b>")
+    failed_attempt(notification, number=2, duration_ms=3050, error="ReadTimeout")
 
     response = admin_client.get(change_url(order))
 
@@ -345,14 +335,7 @@ def test_order_page_shows_its_notification_and_every_attempt_escaped(admin_clien
 def test_notification_page_lists_attempts_inline(admin_client, make_order):
     """The notification's own page shows its attempts inline."""
     notification = notification_of(make_order(paid=True))
-    DeliveryAttempt.objects.create(
-        notification=notification,
-        number=1,
-        started_at=timezone.now(),
-        duration_ms=777,
-        error="ConnectionError",
-        succeeded=False,
-    )
+    failed_attempt(notification, duration_ms=777, error="ConnectionError")
     response = admin_client.get(change_url(notification))
     assert response.status_code == 200
     assert b"ConnectionError" in response.content

@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from accounts.models import InboundNotification, LedgerEntry, Recharge
 from notifications.conf import notify_settings
-from notifications.models import DeliveryAttempt, Notification
+from notifications.models import Notification
 from notifications.services import notifications_prune
 from payments.models import RechargeOrder
 from payments.services import recharge_order_create, recharge_order_pay
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import order_request, staff_user
+from tests.helpers import failed_attempt, headers_as_sent, order_request, staff_user
 
 PAYMENTS_API = "http://payments.test"
 Status = RechargeOrder.Status
@@ -247,23 +247,14 @@ def test_the_notification_page_shows_each_attempt_request_and_response(admin_cli
     long, the request headers sent, the status, error and response excerpt, escaped; never
     the signing secret."""
     notification = notification_of(paid)
-    headers = {
-        "User-Agent": "recharge-notify",
-        "Content-Type": "application/json",
-        "webhook-id": notification.webhook_id,
-        "webhook-timestamp": "1764252202",
-        "webhook-signature": "v1,c2lnbmF0dXJl",
-    }
-    DeliveryAttempt.objects.create(
-        notification=notification,
-        number=1,
-        started_at=timezone.now(),
+    headers = headers_as_sent(notification)
+    failed_attempt(
+        notification,
         duration_ms=321,
         status_code=500,
         request_headers=headers,
         response_excerpt="<b>boom</b>",
         error="HTTP 500",
-        succeeded=False,
     )
 
     content = admin_client.get(change_url(notification)).content.decode()

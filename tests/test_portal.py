@@ -15,12 +15,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.conf import notify_settings
-from notifications.models import DeliveryAttempt, Endpoint, Notification
+from notifications.models import Endpoint, Notification
 from notifications.selectors import notifications_for_subject
 from notifications.services import notifications_prune
 from payments import selectors, services
 from payments.models import MerchantMember
 from payments.portal import guide
+from tests.helpers import failed_attempt
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing", "deliver_apply_async")
 ORDERS = reverse("payments:portal:orders")
@@ -62,15 +63,12 @@ def paid(order_factory, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         services.recharge_order_pay(tx_no=order.tx_no)
     notification = notifications_for_subject(subject=order.tx_no).get()
-    DeliveryAttempt.objects.create(
-        notification=notification,
-        number=1,
-        started_at=timezone.now(),
+    failed_attempt(
+        notification,
         duration_ms=412,
         status_code=503,
         response_excerpt="upstream busy",
         request_headers={"webhook-id": notification.webhook_id, "webhook-timestamp": "1764252000"},
-        succeeded=False,
     )
     Notification.objects.filter(pk=notification.pk).update(
         state=Notification.State.EXHAUSTED, attempt_count=1

@@ -13,10 +13,11 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from notifications.models import DeliveryAttempt, Endpoint, Notification
+from notifications.models import Endpoint, Notification
 from notifications.selectors import notifications_for_subject
 from payments import services
 from payments.models import MerchantMember
+from tests.helpers import failed_attempt
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,15 +50,14 @@ def exhausted(order_factory):
         notification = notifications_for_subject(subject=order.tx_no).get()
         started = timezone.now() - timedelta(minutes=30)
         for number, (error, status_code, ms) in enumerate(ATTEMPTS, start=1):
-            DeliveryAttempt.objects.create(
-                notification=notification,
+            failed_attempt(
+                notification,
                 number=number,
                 started_at=started + timedelta(minutes=5 * number),
                 duration_ms=ms,
                 status_code=status_code,
                 error=error,
                 response_excerpt="" if status_code is None else "upstream unavailable",
-                succeeded=False,
             )
         Notification.objects.filter(pk=notification.pk).update(
             state=Notification.State.EXHAUSTED, attempt_count=len(ATTEMPTS)

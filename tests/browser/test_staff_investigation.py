@@ -10,14 +10,13 @@ and the services run as in production."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import InboundNotification, Recharge
-from notifications.models import DeliveryAttempt, Notification
+from notifications.models import Notification
 from payments.services import recharge_order_create, recharge_order_pay
 from tests.browser.test_endpoints_admin import admin_log_in
-from tests.helpers import order_request
+from tests.helpers import failed_attempt, headers_as_sent, order_request
 
 pytestmark = [
     pytest.mark.browser,
@@ -49,22 +48,14 @@ def refused(merchant, account, transactional_db) -> Notification:
     )
     notification = Notification.objects.get(subject=order.tx_no)
     for number in (1, 2):
-        DeliveryAttempt.objects.create(
-            notification=notification,
+        failed_attempt(
+            notification,
             number=number,
-            started_at=timezone.now(),
             duration_ms=40 + number,
             status_code=500,
-            request_headers={
-                "User-Agent": "recharge-notify",
-                "Content-Type": "application/json",
-                "webhook-id": notification.webhook_id,
-                "webhook-timestamp": "1764252202",
-                "webhook-signature": "v1,c2lnbmF0dXJl",
-            },
+            request_headers=headers_as_sent(notification),
             response_excerpt='{"error": "database is down"}',
             error="HTTP 500",
-            succeeded=False,
         )
     Notification.objects.filter(pk=notification.pk).update(
         state=Notification.State.EXHAUSTED, attempt_count=2, last_status_code=500
