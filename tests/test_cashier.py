@@ -91,14 +91,17 @@ def test_pay_redirects_to_return_url_and_succeeds_the_order(client, order):
     assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.succeeded"]
 
 
-def test_decline_redirects_and_fails_the_order(client, order):
-    """POST action=decline: the order is 200 (failed, "declined"), one failed notification."""
-    response = client.post(cashier_url(order), {"action": "decline"})
+@pytest.mark.parametrize(("action", "reason"), [("decline", "declined"), ("cancel", "cancelled")])
+def test_decline_or_cancel_redirects_and_fails_the_order(client, order, action, reason):
+    """POST action=decline (the payment is refused) or action=cancel (the payer gives up):
+    the order is 200 (failed, "declined" or "cancelled"), one failed notification, the
+    browser goes to return_url."""
+    response = client.post(cashier_url(order), {"action": action})
 
     assert response.status_code == 302
     assert response["Location"] == "https://merchant.example/return"
     order.refresh_from_db()
-    assert (order.status, order.failure_reason) == (Status.FAILED, "declined")
+    assert (order.status, order.failure_reason) == (Status.FAILED, reason)
     assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.failed"]
 
 
@@ -113,18 +116,6 @@ def test_post_on_a_final_order_changes_nothing(client, order, first, second):
     assert response.status_code == 302
     assert status_of(order) == final
     assert Notification.objects.count() == 1
-
-
-def test_cancel_redirects_and_fails_the_order_as_cancelled(client, order):
-    """POST action=cancel: the payer gives up; the order is 200 (failed, "cancelled"), one
-    failed notification, the browser goes to return_url."""
-    response = client.post(cashier_url(order), {"action": "cancel"})
-
-    assert response.status_code == 302
-    assert response["Location"] == "https://merchant.example/return"
-    order.refresh_from_db()
-    assert (order.status, order.failure_reason) == (Status.FAILED, "cancelled")
-    assert list(Notification.objects.values_list("event_type", flat=True)) == ["recharge.failed"]
 
 
 @pytest.mark.parametrize(

@@ -162,11 +162,20 @@ def test_prune_reads_the_retention_at_call_time(retention):
     assert remaining() == {row.pk}
 
 
-def test_notifications_prune_task_passes_the_settings(settings):
-    """The beat task prunes with NOTIFY_PRUNE_BATCH and NOTIFY_PRUNE_BUDGET."""
-    settings.NOTIFY_PRUNE_BATCH, settings.NOTIFY_PRUNE_BUDGET = 7, 3.5
-    with mock.patch("notifications.services.notifications_prune") as prune:
-        notifications_tasks.prune()
+@pytest.mark.parametrize(
+    ("task", "service", "prefix"),
+    [
+        (notifications_tasks.prune, "notifications.services.notifications_prune", "NOTIFY"),
+        (accounts_tasks.prune_receipts, "accounts.services.receipts_prune", "ACCOUNTS"),
+    ],
+)
+def test_prune_tasks_pass_the_settings(settings, task, service, prefix):
+    """Each beat task prunes with its app's ``<APP>_PRUNE_BATCH`` and
+    ``<APP>_PRUNE_BUDGET``."""
+    setattr(settings, f"{prefix}_PRUNE_BATCH", 7)
+    setattr(settings, f"{prefix}_PRUNE_BUDGET", 3.5)
+    with mock.patch(service) as prune:
+        task()
 
     assert prune.call_args.kwargs["batch_size"] == 7
     assert prune.call_args.kwargs["budget_seconds"] == 3.5
@@ -226,16 +235,6 @@ def test_receipts_prune_stops_at_its_budget():
 
     assert counts == {"receipts": 2, "batches": 1, "more": True}
     assert InboundNotification.objects.count() == 1
-
-
-def test_accounts_prune_task_passes_the_settings(settings):
-    """The beat task prunes with ACCOUNTS_PRUNE_BATCH and ACCOUNTS_PRUNE_BUDGET."""
-    settings.ACCOUNTS_PRUNE_BATCH, settings.ACCOUNTS_PRUNE_BUDGET = 9, 1.5
-    with mock.patch("accounts.services.receipts_prune") as prune:
-        accounts_tasks.prune_receipts()
-
-    assert prune.call_args.kwargs["batch_size"] == 9
-    assert prune.call_args.kwargs["budget_seconds"] == 1.5
 
 
 def test_a_replay_after_its_receipt_was_pruned_credits_nothing_twice(
