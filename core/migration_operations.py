@@ -13,17 +13,13 @@ class AddIndexOnline(AddIndexConcurrently):
     an invalid index to drop before migrating again."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        self._on_vendor("database_forwards", app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            migrations.AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
+        self._on_vendor("database_backwards", app_label, schema_editor, from_state, to_state)
+
+    def _on_vendor(self, method: str, app_label, schema_editor, from_state, to_state):
+        # CONCURRENTLY exists only on PostgreSQL; elsewhere the plain operation's own method.
+        on_postgresql = schema_editor.connection.vendor == "postgresql"
+        operation = AddIndexConcurrently if on_postgresql else migrations.AddIndex
+        getattr(operation, method)(self, app_label, schema_editor, from_state, to_state)
