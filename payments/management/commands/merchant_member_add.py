@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from payments.management.lookups import merchant_for_command
 from payments.models import Merchant, MerchantMember
 from payments.portal.services import merchant_member_add
 
@@ -21,9 +22,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, app_id, username, role, **options):
-        merchant = Merchant.objects.filter(app_id=app_id).first()
-        if merchant is None:
-            raise CommandError(f"no merchant with app_id {app_id!r}")
+        merchant = merchant_for_command(app_id=app_id)
         write_member(self.stdout, merchant=merchant, username=username, role=role)
 
 

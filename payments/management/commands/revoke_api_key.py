@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from payments.models import Merchant
+from payments.management.lookups import merchant_for_command
 from payments.services import merchant_api_key_revoke
 
 
@@ -16,9 +16,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, app_id, no_new_key, **options):
-        merchant = Merchant.objects.filter(app_id=app_id).first()
-        if merchant is None:
-            raise CommandError(f"no merchant with app_id {app_id!r}")
+        merchant = merchant_for_command(app_id=app_id)
         api_key = merchant_api_key_revoke(merchant=merchant, issue_new=not no_new_key)
         self.stdout.write(f"The API key of {merchant.app_id} is revoked.")
         if api_key:

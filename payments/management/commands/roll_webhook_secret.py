@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from payments.models import Merchant
+from payments.management.lookups import merchant_for_command
 from payments.services import merchant_webhook_secret_roll
 
 
@@ -25,9 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, app_id, overlap, **options):
-        merchant = Merchant.objects.filter(app_id=app_id).first()
-        if merchant is None:
-            raise CommandError(f"no merchant with app_id {app_id!r}")
+        merchant = merchant_for_command(app_id=app_id)
         if overlap is not None and overlap < 0:
             raise CommandError("--overlap must be 0 or more seconds")
         seconds = settings.PAYMENTS_WEBHOOK_SECRET_OVERLAP if overlap is None else overlap
