@@ -77,11 +77,16 @@ def operator_required(view):
     @wraps(view)
     def wrapped(request, member, *args, **kwargs):
         if not member.may_operate:
-            context = {"member": member, "reason": "Viewers may not change anything."}
-            return render(request, "payments/portal/refused.html", context, status=403)
+            return refused(request, member, "Viewers may not change anything.", status=403)
         return view(request, member, *args, **kwargs)
 
     return wrapped
+
+
+def operator_post(view):
+    """A change: ``require_POST``, ``member_required`` and ``operator_required``, in that
+    order, around ``view``."""
+    return require_POST(member_required(operator_required(view)))
 
 
 def resend_throttled(view):
@@ -98,8 +103,8 @@ def resend_throttled(view):
         )
         if wait is None:
             return view(request, member, *args, **kwargs)
-        context = {"member": member, "reason": f"Too many resends; try again in {wait:.0f} s."}
-        response = render(request, "payments/portal/refused.html", context, status=429)
+        reason = f"Too many resends; try again in {wait:.0f} s."
+        response = refused(request, member, reason, status=429)
         response["Retry-After"] = str(max(1, round(wait)))
         return response
 
@@ -140,23 +145,19 @@ def order_detail(request, member, tx_no):
     return render(request, "payments/portal/order.html", context)
 
 
-@require_POST
-@member_required
-@operator_required
+@operator_post
 @resend_throttled
 def orders_resend(request, member):
     """Resend the notifications of the orders ticked (``tx_no``, repeated; at most
     ``RESEND_MAX``), then back to where the form was (``next``, this site only)."""
     form = ResendForm(request.POST)
     if not form.is_valid():
-        context = {"member": member, "reason": " ".join(form.errors["tx_no"])}
-        return render(request, "payments/portal/refused.html", context, status=400)
+        return refused(request, member, " ".join(form.errors["tx_no"]))
     tx_nos = form.cleaned_data["tx_no"]
     try:
         scheduled = services.member_orders_resend(member=member, tx_nos=tx_nos)
     except ValueError as exc:
-        context = {"member": member, "reason": str(exc)}
-        return render(request, "payments/portal/refused.html", context, status=400)
+        return refused(request, member, str(exc))
     except RechargeOrder.DoesNotExist as exc:
         raise Http404("No such order.") from exc
     if scheduled:
@@ -188,17 +189,13 @@ def endpoints(request, member):
     return render(request, "payments/portal/endpoints.html", context)
 
 
-@require_POST
-@member_required
-@operator_required
+@operator_post
 @resend_throttled
 def endpoint_recover(request, member, endpoint_id):
     """Re-enable the endpoint and resend what it has not acknowledged since ``since``."""
     form = RecoverForm(request.POST)
     if not form.is_valid():
-        reason = "; ".join(form.errors["since"])
-        context = {"member": member, "reason": f"Since: {reason}"}
-        return render(request, "payments/portal/refused.html", context, status=400)
+        return refused(request, member, f"Since: {'; '.join(form.errors['since'])}")
     try:
         count = services.member_endpoint_recover(
             member=member, endpoint_id=endpoint_id, since=form.cleaned_data["since"]
@@ -211,9 +208,7 @@ def endpoint_recover(request, member, endpoint_id):
     return redirect("payments:portal:endpoints")
 
 
-@require_POST
-@member_required
-@operator_required
+@operator_post
 @resend_throttled
 def endpoint_enable(request, member, endpoint_id):
     """Re-enable a disabled endpoint: its due notifications go at once."""
@@ -234,17 +229,14 @@ def credentials(request, member):
 
 
 @never_cache
-@require_POST
-@member_required
-@operator_required
+@operator_post
 def webhook_secret_roll(request, member):
     """Roll the webhook secret and show the new one, this once; 409 while the previous roll's
     overlap lasts (``RollOverlapping``)."""
     try:
         rolled = services.member_webhook_secret_roll(member=member)
     except services.RollOverlapping as exc:
-        context = {"member": member, "reason": str(exc)}
-        return render(request, "payments/portal/refused.html", context, status=409)
+        return refused(request, member, str(exc), status=409)
     context = {
         "member": member,
         "what": "webhook secret",
@@ -255,9 +247,7 @@ def webhook_secret_roll(request, member):
 
 
 @never_cache
-@require_POST
-@member_required
-@operator_required
+@operator_post
 def api_key_roll(request, member):
     """Revoke the API key and show the new one, this once."""
     key = services.member_api_key_roll(member=member)
@@ -279,6 +269,13 @@ def guide(request, member):
         "contract": contract_html(),
     }
     return render(request, "payments/portal/guide.html", context)
+
+
+def refused(request, member, reason: str, *, status: int = 400):
+    """The page saying why nothing was changed: ``reason`` shown to ``member``, answered with
+    ``status`` (400 bad input, 403 not allowed, 409 conflict, 429 too many)."""
+    context = {"member": member, "reason": reason}
+    return render(request, "payments/portal/refused.html", context, status=status)
 
 
 def _order_or_404(member, tx_no: str) -> RechargeOrder:
