@@ -21,7 +21,15 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from .scan import NOTIFICATION_BODY, TARGET_URL, _dt, _insert_series, _plan, _sql
+from .scan import (
+    NOTIFICATION_BODY,
+    TARGET_URL,
+    _dt,
+    _insert_series,
+    _plan,
+    _sql,
+    steps_through_sizes,
+)
 
 DAY = 86400
 # Prunable rows are delivered this long ago; the retention used is shorter, and longer than
@@ -205,17 +213,15 @@ def run(
 
     endpoint_id = endpoint_id_for(sender_key=app_id, url=TARGET_URL)
     table = Table(app_id=app_id, endpoint_id=endpoint_id, attempts=attempts)
-    steps = []
     with override_settings(NOTIFY_RETENTION=RETENTION_DAYS * DAY):
-        for size in sizes:
-            if progress:
-                progress.set_postfix_str(f"prune: loading {size:,} notifications")
-            load_seconds = table.grow(size)
-            if progress:
-                progress.set_postfix_str(f"prune: batches at {size:,}")
-            step = measure(table, batch_size=batch_size, batches=batches)
-            step.update(size=size, load_seconds=round(load_seconds, 2))
-            steps.append(step)
+        steps = steps_through_sizes(
+            sizes=sizes,
+            grow=table.grow,
+            measure=lambda: measure(table, batch_size=batch_size, batches=batches),
+            loading="prune: loading {size:,} notifications",
+            measuring="prune: batches at {size:,}",
+            progress=progress,
+        )
     kept_loaded = 3 * (sizes[-1] // KEPT_EVERY)
     first, last = steps[0], steps[-1]
     return {

@@ -358,22 +358,40 @@ def measure(tables: Tables, *, ticks: int, after_tick=None) -> dict:
     return results
 
 
+def steps_through_sizes(
+    *, sizes: list[int], grow, measure, loading: str, measuring: str, progress=None
+) -> list[dict]:
+    """One step per size, smallest first: ``grow(size)`` loads the tables up to ``size`` rows
+    (returning the seconds it took), then ``measure()`` returns the step's figures, to which
+    ``size`` and ``load_seconds`` are added. ``loading`` and ``measuring`` name the two phases
+    on the ``progress`` bar (``{size}`` is filled in)."""
+    steps = []
+    for size in sizes:
+        if progress:
+            progress.set_postfix_str(loading.format(size=size))
+        load_seconds = grow(size)
+        if progress:
+            progress.set_postfix_str(measuring.format(size=size))
+        step = measure()
+        step.update(size=size, load_seconds=round(load_seconds, 2))
+        steps.append(step)
+    return steps
+
+
 def run(
     *, merchant, account, sizes: list[int], due: int, ticks: int, progress=None, after_tick=None
 ) -> dict:
     """Grow the tables through ``sizes`` and measure at each; ratios largest/smallest."""
     tables = Tables(merchant=merchant, account=account, due=due)
     tables.create_fixtures()
-    steps = []
-    for size in sizes:
-        if progress:
-            progress.set_postfix_str(f"scan: loading {size:,} rows per table")
-        load_seconds = tables.grow(size)
-        if progress:
-            progress.set_postfix_str(f"scan: ticks at {size:,}")
-        step = measure(tables, ticks=ticks, after_tick=after_tick)
-        step.update(size=size, load_seconds=round(load_seconds, 2))
-        steps.append(step)
+    steps = steps_through_sizes(
+        sizes=sizes,
+        grow=tables.grow,
+        measure=lambda: measure(tables, ticks=ticks, after_tick=after_tick),
+        loading="scan: loading {size:,} rows per table",
+        measuring="scan: ticks at {size:,}",
+        progress=progress,
+    )
     first, last = steps[0], steps[-1]
 
     def ratio(get):
