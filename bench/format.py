@@ -22,3 +22,9 @@ def ok(met) -> str:
 def table_row(*cells) -> str:
     """A Markdown table row of ``cells``, already formatted."""
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def table(caption: str, header: str, align: str, rows: list[str]) -> list[str]:
+    """A scenario's Markdown lines: ``caption``, a blank line, the ``header`` and ``align``
+    rows, then ``rows`` (already formatted), closed by a blank line."""
+    return [caption, "", header, align, *rows, ""]

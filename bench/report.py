@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from . import report_engine
-from .format import fmt, ok
+from .format import fmt, ok, table
 from .pools import pool_label
 
 TARGETS = {
@@ -177,89 +177,85 @@ def _receiver_lines(receiver: dict) -> list[str]:
 
 def _latency_lines(latency: dict) -> list[str]:
     """Scenario 3's table: ours and the floor."""
-    lines = [
+    rows = [
+        f"| {label} | {fmt(row['p50_ms'])} | {fmt(row['p95_ms'])} "
+        f"| {fmt(row['p99_ms'])} | {fmt(row['max_ms'])} |"
+        for label, row in (
+            ("payment commit → ledger credit", latency["ours"]),
+            ("empty Celery task, send → start", latency["floor"]),
+        )
+    ]
+    return table(
         f"**3. Latency**, one order at a time, {latency['ours']['n']:,} orders (ms)",
-        "",
         "| | p50 | p95 | p99 | max |",
         "|---|--:|--:|--:|--:|",
-    ]
-    for key, label in (
-        ("ours", "payment commit → ledger credit"),
-        ("floor", "empty Celery task, send → start"),
-    ):
-        row = latency[key]
-        lines.append(
-            f"| {label} | {fmt(row['p50_ms'])} | {fmt(row['p95_ms'])} "
-            f"| {fmt(row['p99_ms'])} | {fmt(row['max_ms'])} |"
-        )
-    lines.append("")
-    return lines
+        rows,
+    )
 
 
 def _storm_lines(storm: dict) -> list[str]:
     """Scenario 5's table: one row per storm."""
-    lines = [
+    rows = [
+        f"| {row['n']:,} | {row['attempts']:,} | {fmt(row['attempts_per_second'])} "
+        f"| {fmt(row['worker_rss_idle_mib'])} → {fmt(row['worker_rss_peak_mib'])} "
+        f"| {fmt(row['redis_used_idle_mib'], 2)} → {fmt(row['redis_used_end_mib'], 2)}"
+        f", {fmt(row['redis_used_peak_mib'], 2)} | {row['messages_in_broker_at_end']:,} |"
+        for row in storm["storms"]
+    ]
+    return table(
         f"**5. Retry storm**, receiver answers 503, after {storm['rounds']} attempts each "
         f"(worker {storm['pool']})",
-        "",
         "| notifications | attempts | attempts/s | worker RSS idle → peak (MiB) "
         "| Redis used_memory idle → end, peak (MiB) | messages in broker at end |",
         "|--:|--:|--:|--:|--:|--:|",
-    ]
-    for row in storm["storms"]:
-        lines.append(
-            f"| {row['n']:,} | {row['attempts']:,} | {fmt(row['attempts_per_second'])} "
-            f"| {fmt(row['worker_rss_idle_mib'])} → {fmt(row['worker_rss_peak_mib'])} "
-            f"| {fmt(row['redis_used_idle_mib'], 2)} → {fmt(row['redis_used_end_mib'], 2)}"
-            f", {fmt(row['redis_used_peak_mib'], 2)} | {row['messages_in_broker_at_end']:,} |"
-        )
-    lines.append("")
-    return lines
+        rows,
+    )
 
 
 def _scan_lines(scan: dict) -> list[str]:
     """Scenario 4's table: one row per table size."""
-    lines = [
+    return table(
         f"**4. Scan cost**, {scan['due']} due rows at every size (ms per tick, median of "
         f"{scan['ticks']}; queries alone in the last columns)",
-        "",
         "| rows per table | load (s) | sweeper tick | reconciliation tick | sweep queries "
         "| reconcile query | plans use indexes |",
         "|--:|--:|--:|--:|--:|--:|---|",
-    ]
-    for step in scan["steps"]:
-        queries = step["query_ms"]
-        sweep_q = queries["sweep: due"] + queries["sweep: orphaned"]
-        indexed = all(plan["uses_index"] for plan in step["plans"].values())
-        lines.append(
-            f"| {step['size']:,} | {fmt(step['load_seconds'])} "
-            f"| {fmt(step['sweep_tick_ms'])} | {fmt(step['reconcile_tick_ms'])} "
-            f"| {fmt(sweep_q, 2)} | {fmt(queries['reconcile: pending'], 2)} "
-            f"| {'yes' if indexed else 'NO'} |"
-        )
-    lines.append("")
-    return lines
+        [_scan_row(step) for step in scan["steps"]],
+    )
+
+
+def _scan_row(step: dict) -> str:
+    queries = step["query_ms"]
+    sweep_q = queries["sweep: due"] + queries["sweep: orphaned"]
+    indexed = all(plan["uses_index"] for plan in step["plans"].values())
+    return (
+        f"| {step['size']:,} | {fmt(step['load_seconds'])} "
+        f"| {fmt(step['sweep_tick_ms'])} | {fmt(step['reconcile_tick_ms'])} "
+        f"| {fmt(sweep_q, 2)} | {fmt(queries['reconcile: pending'], 2)} "
+        f"| {'yes' if indexed else 'NO'} |"
+    )
 
 
 def _prune_lines(prune: dict) -> list[str]:
     """Scenario 6's table: one row per table size."""
-    lines = [
+    lines = table(
         f"**6. Prune cost**, one batch of {prune['batch_size']:,} delivered notifications "
         f"with {prune['attempts']} attempts each (ms per batch, median of {prune['batches']})",
-        "",
         "| prunable notifications | kept (undelivered, recent) | attempts | load (s) "
         "| ms per batch | selection uses index |",
         "|--:|--:|--:|--:|--:|---|",
-    ]
-    for step in prune["steps"]:
-        rows = step["rows"]
-        lines.append(
-            f"| {rows['prunable']:,} | {rows['kept']:,} | {rows['attempts']:,} "
-            f"| {fmt(step['load_seconds'])} | {fmt(step['batch_ms'])} "
-            f"| {'yes' if step['plan']['uses_index'] else 'NO'} |"
-        )
-    lines += ["", f"Largest ÷ smallest: {fmt(prune['ratio'], 2)}.", ""]
-    return lines
+        [_prune_row(step) for step in prune["steps"]],
+    )
+    return [*lines, f"Largest ÷ smallest: {fmt(prune['ratio'], 2)}.", ""]
+
+
+def _prune_row(step: dict) -> str:
+    rows = step["rows"]
+    return (
+        f"| {rows['prunable']:,} | {rows['kept']:,} | {rows['attempts']:,} "
+        f"| {fmt(step['load_seconds'])} | {fmt(step['batch_ms'])} "
+        f"| {'yes' if step['plan']['uses_index'] else 'NO'} |"
+    )
 
 
 def markdown(results: dict) -> str:
