@@ -9,7 +9,6 @@ import hmac
 import logging
 import math
 import secrets
-import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -19,6 +18,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from core.batches import batches_within_budget
 from core.throttling import throttle_hit
 
 from . import metrics
@@ -255,29 +255,29 @@ def receipts_prune(*, now: datetime, batch_size: int, budget_seconds: float) -> 
     "more": bool}``, ``more`` true when the budget ran out first.
     """
     received_before = now - timedelta(seconds=settings.ACCOUNTS_RECEIPT_RETENTION)
-    deadline = time.monotonic() + budget_seconds
-    counts = {"receipts": 0, "batches": 0, "more": False}
-    while True:
-        with transaction.atomic():
-            ids = list(
-                receipts_prunable(received_before=received_before)
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            # Filtered again on the time: a delivery that came in meanwhile keeps its receipt.
-            deleted, _ = InboundNotification.objects.filter(
-                pk__in=ids, last_received_at__lt=received_before
-            ).delete()
-        counts["batches"] += 1
-        counts["receipts"] += deleted
-        if len(ids) < batch_size:
-            break
-        if time.monotonic() >= deadline:
-            counts["more"] = True
-            break
+    counts = batches_within_budget(
+        delete_batch=lambda: _receipts_prune_batch(received_before, batch_size),
+        budget_seconds=budget_seconds,
+    )
     if counts["receipts"]:
         logger.info("pruned %(receipts)s notification receipts", counts)
     return counts
+
+
+def _receipts_prune_batch(
+    received_before: datetime, batch_size: int
+) -> tuple[dict[str, int], bool]:
+    with transaction.atomic():
+        ids = list(
+            receipts_prunable(received_before=received_before)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        # Filtered again on the time: a delivery that came in meanwhile keeps its receipt.
+        deleted, _ = InboundNotification.objects.filter(
+            pk__in=ids, last_received_at__lt=received_before
+        ).delete()
+    return {"receipts": deleted}, len(ids) == batch_size
 
 
 def _query_and_apply(recharge: Recharge, client: PaymentsClient) -> str:

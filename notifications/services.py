@@ -7,13 +7,14 @@ or redelivered message never loses a notification nor sends an attempt twice.
 
 import logging
 import math
-import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+
+from core.batches import batches_within_budget
 
 from . import circuit, selectors
 from .conf import notify_settings
@@ -96,25 +97,17 @@ def notifications_prune(*, now: datetime, batch_size: int, budget_seconds: float
     ``more`` true when the budget ran out before the last batch came back short.
     """
     delivered_before = now - timedelta(seconds=notify_settings.RETENTION)
-    deadline = time.monotonic() + budget_seconds
-    counts = {"notifications": 0, "attempts": 0, "batches": 0, "more": False}
-    while True:
-        deleted, attempts = _prune_batch(delivered_before, batch_size)
-        counts["batches"] += 1
-        counts["notifications"] += deleted
-        counts["attempts"] += attempts
-        if deleted < batch_size:
-            break
-        if time.monotonic() >= deadline:
-            counts["more"] = True
-            break
+    counts = batches_within_budget(
+        delete_batch=lambda: _prune_batch(delivered_before, batch_size),
+        budget_seconds=budget_seconds,
+    )
     if counts["notifications"]:
         logger.info("pruned %(notifications)s notifications, %(attempts)s attempts", counts)
     return counts
 
 
-def _prune_batch(delivered_before: datetime, batch_size: int) -> tuple[int, int]:
-    """Delete one batch: ``(notifications, attempts)`` deleted."""
+def _prune_batch(delivered_before: datetime, batch_size: int) -> tuple[dict[str, int], bool]:
+    """Delete one batch: the notifications and attempts deleted, and whether it was full."""
     with transaction.atomic():
         ids = list(
             selectors.notifications_prunable(delivered_before=delivered_before)
@@ -122,10 +115,11 @@ def _prune_batch(delivered_before: datetime, batch_size: int) -> tuple[int, int]
             .values_list("pk", flat=True)[:batch_size]
         )
         if not ids:
-            return 0, 0
+            return {"notifications": 0, "attempts": 0}, False
         attempts, _ = DeliveryAttempt.objects.filter(notification_id__in=ids).delete()
         _, deleted = Notification.objects.filter(pk__in=ids, state=State.DELIVERED).delete()
-    return deleted.get(Notification._meta.label, 0), attempts
+    notifications = deleted.get(Notification._meta.label, 0)
+    return {"notifications": notifications, "attempts": attempts}, notifications >= batch_size
 
 
 def notification_resend(*, notification_id) -> bool:
