@@ -3,17 +3,20 @@ mode, config/settings/metrics.py) plus the gauges the collectors named in
 ``METRICS_COLLECTORS`` compute at scrape time; and the broker's queue lengths, one of them."""
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import redis
 from django.conf import settings
 from django.utils.module_loading import import_string
 from kombu import Connection
 from prometheus_client import CollectorRegistry, multiprocess
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from config.broker import rabbitmq_queues
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def host_registry() -> CollectorRegistry:
@@ -40,6 +43,31 @@ def broker_queues() -> list[str]:
     return sorted(routed | {settings.CELERY_TASK_DEFAULT_QUEUE})
 
 
+def up_then_gauges(
+    *,
+    up: tuple[str, str],
+    read: Callable[[], T],
+    errors: tuple[type[Exception], ...],
+    log: Callable[[Exception], None],
+    gauges: Callable[[T], Iterable[Metric]],
+) -> Iterator[Metric]:
+    """A scrape-time collector's metrics: the gauge ``up`` (name, help) at 1 when ``read()``
+    answered, then the families ``gauges`` makes of its answer; at 0 and nothing else when
+    ``read`` raised one of ``errors`` (``log`` is called with it inside the handler), so a
+    source that does not answer never fails the whole scrape."""
+    answered = GaugeMetricFamily(*up)
+    try:
+        value = read()
+    except errors as exc:
+        log(exc)
+        answered.add_metric([], 0)
+        yield answered
+        return
+    answered.add_metric([], 1)
+    yield answered
+    yield from gauges(value)
+
+
 # kombu's Redis transport keeps a queue's messages of priority 3, 6 and 9 in lists of their
 # own beside the queue's (kombu.transport.redis: PRIORITY_STEPS, Channel.sep).
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
@@ -54,22 +82,22 @@ class BrokerCollector:
     second."""
 
     def collect(self):
-        up = GaugeMetricFamily("recharge_broker_up", "Whether the broker answered the scrape.")
-        try:
-            lengths = _redis_lengths() if settings.BROKER_IS_REDIS else _rabbitmq_lengths()
-        except (redis.RedisError, *_AMQP_ERRORS) as exc:
-            logger.warning("metrics: broker unreachable: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        messages = GaugeMetricFamily(
-            "recharge_queue_messages", "Messages waiting in a Celery queue.", labels=["queue"]
+        yield from up_then_gauges(
+            up=("recharge_broker_up", "Whether the broker answered the scrape."),
+            read=_redis_lengths if settings.BROKER_IS_REDIS else _rabbitmq_lengths,
+            errors=(redis.RedisError, *_AMQP_ERRORS),
+            log=lambda exc: logger.warning("metrics: broker unreachable: %s", exc),
+            gauges=_queue_gauges,
         )
-        for queue, length in lengths.items():
-            messages.add_metric([queue], length)
-        yield messages
+
+
+def _queue_gauges(lengths: dict[str, int]) -> Iterator[Metric]:
+    messages = GaugeMetricFamily(
+        "recharge_queue_messages", "Messages waiting in a Celery queue.", labels=["queue"]
+    )
+    for queue, length in lengths.items():
+        messages.add_metric([queue], length)
+    yield messages
 
 
 def _redis_lengths() -> dict[str, int]:

@@ -14,11 +14,14 @@ summed across processes by prometheus_client's multiprocess mode (config/setting
 
 import logging
 import threading
+from collections.abc import Iterator
 
 from django.db import DatabaseError
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
+
+from core.metrics import up_then_gauges
 
 from . import stats
 
@@ -90,35 +93,36 @@ class NotificationsCollector:
     than failing the scrape."""
 
     def collect(self):
-        up = GaugeMetricFamily(
-            "notifications_database_up", "Whether the notification gauges could be read."
+        yield from up_then_gauges(
+            up=("notifications_database_up", "Whether the notification gauges could be read."),
+            read=_read_database,
+            errors=(DatabaseError,),
+            log=lambda exc: logger.exception("metrics: cannot read the notification gauges"),
+            gauges=_database_gauges,
         )
-        try:
-            now = timezone.now()
-            backlog = stats.notifications_backlog(now=now)
-            endpoints = stats.endpoints_by_state()
-        except DatabaseError:
-            logger.exception("metrics: cannot read the notification gauges")
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        by_state = GaugeMetricFamily(
-            "notifications_backlog", "Notifications not delivered, by state.", labels=["state"]
-        )
-        for state, count in backlog.by_state.items():
-            by_state.add_metric([state], count)
-        yield by_state
-        yield GaugeMetricFamily("notifications_due", "Pending notifications due now.", backlog.due)
-        yield GaugeMetricFamily(
-            "notifications_oldest_due_age_seconds",
-            "How long the oldest due notification has been due (0: none is).",
-            backlog.oldest_due_age_seconds,
-        )
-        health = GaugeMetricFamily(
-            "notifications_endpoints", "Endpoints by circuit state.", labels=["state"]
-        )
-        for state, count in endpoints.items():
-            health.add_metric([state], count)
-        yield health
+
+
+def _read_database():
+    return stats.notifications_backlog(now=timezone.now()), stats.endpoints_by_state()
+
+
+def _database_gauges(read: tuple) -> Iterator[GaugeMetricFamily]:
+    backlog, endpoints = read
+    by_state = GaugeMetricFamily(
+        "notifications_backlog", "Notifications not delivered, by state.", labels=["state"]
+    )
+    for state, count in backlog.by_state.items():
+        by_state.add_metric([state], count)
+    yield by_state
+    yield GaugeMetricFamily("notifications_due", "Pending notifications due now.", backlog.due)
+    yield GaugeMetricFamily(
+        "notifications_oldest_due_age_seconds",
+        "How long the oldest due notification has been due (0: none is).",
+        backlog.oldest_due_age_seconds,
+    )
+    health = GaugeMetricFamily(
+        "notifications_endpoints", "Endpoints by circuit state.", labels=["state"]
+    )
+    for state, count in endpoints.items():
+        health.add_metric([state], count)
+    yield health

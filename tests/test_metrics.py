@@ -17,6 +17,7 @@ from unittest import mock
 import pytest
 import redis
 import requests
+from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
 from kombu import Connection, Producer
@@ -27,10 +28,10 @@ from config.broker import rabbitmq_queues
 from config.celery import serve_metrics
 from core.metrics import BrokerCollector, broker_queues
 from devstack.redis import free_port
-from notifications import services
+from notifications import services, stats
 from notifications.delivery import deliveries_run
 from notifications.http import PostResult
-from notifications.metrics import attempt_kind, attempts_observe
+from notifications.metrics import NotificationsCollector, attempt_kind, attempts_observe
 from notifications.models import Endpoint, Notification
 from tests.conftest import sign
 from tests.helpers import WEBHOOK_ID, notification_payload
@@ -349,6 +350,17 @@ def test_an_unreachable_broker_is_up_0_and_no_lengths(client, db, settings):
     assert value(samples, "recharge_broker_up") == 0
     assert not [key for key in samples if key[0] == "recharge_queue_messages"]
     assert value(samples, "notifications_database_up") == 1
+
+
+def test_a_database_that_does_not_answer_is_up_0_and_no_gauges(db, caplog):
+    """The notification gauges cannot be read (a DatabaseError): ``notifications_database_up``
+    0, none of those gauges, the failure logged with its traceback, not an error."""
+    with mock.patch.object(stats, "endpoints_by_state", side_effect=DatabaseError("down")):
+        samples = collected(NotificationsCollector())
+
+    assert value(samples, "notifications_database_up") == 0
+    assert {key[0] for key in samples} == {"notifications_database_up"}
+    assert "cannot read the notification gauges" in caplog.text and "down" in caplog.text
 
 
 # --- A worker host's own metrics server ----------------------------------------------------
