@@ -5,14 +5,20 @@ import hashlib
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.exceptions import (
+    APIException,
+    ParseError,
+    Throttled,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments.contract import RechargeNotificationSerializer
 
-from . import services
+from . import metrics, services
 from .models import InboundNotification
 from .throttling import notify_throttle
 from .webhooks import InvalidNotification, notification_verify
@@ -22,6 +28,15 @@ HTTP_STATUS = {
     Outcome.APPLIED: status.HTTP_200_OK,
     Outcome.DUPLICATE: status.HTTP_200_OK,
     Outcome.REJECTED: status.HTTP_409_CONFLICT,
+}
+
+
+# Why a request was refused before anything was recorded, for recharge_receipts_total.
+REFUSALS = {
+    ParseError: "unverified",  # unsigned, forged, stale or not JSON at all
+    UnsupportedMediaType: "not_json",
+    ValidationError: "off_contract",
+    Throttled: "throttled",
 }
 
 
@@ -112,6 +127,7 @@ class NotifyApi(APIView):
         serializer.is_valid(raise_exception=True)
         webhook_id = request.headers["webhook-id"]
         if serializer.validated_data["id"] != webhook_id:
+            metrics.receipt_observe(outcome="refused", reason="id_mismatch")
             detail = "payload id does not match the webhook-id header"
             return Response({"detail": detail}, status=status.HTTP_400_BAD_REQUEST)
         try:
@@ -121,8 +137,18 @@ class NotifyApi(APIView):
                 payload_sha256=hashlib.sha256(request.body).hexdigest(),
             )
         except services.WebhookIdReused as exc:
+            metrics.receipt_observe(outcome="refused", reason="webhook_id_reused")
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        metrics.receipt_observe(outcome=outcome)
         return Response({"outcome": outcome, "detail": reason}, status=HTTP_STATUS[outcome])
+
+    def handle_exception(self, exc):
+        """Count a refusal (see ``REFUSALS``) before DRF turns it into its 4xx; anything
+        else (a 500) is no receipt and is not counted."""
+        if isinstance(exc, APIException):
+            reason = REFUSALS.get(type(exc), "other")
+            metrics.receipt_observe(outcome="refused", reason=reason)
+        return super().handle_exception(exc)
 
 
 def _verified_payload(request) -> dict:

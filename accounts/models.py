@@ -7,6 +7,7 @@ unique constraint is the last line of defence behind the conditional status upda
 from django.conf import settings
 from django.db import models
 
+from core.money import format_minor
 from payments.contract import RechargeStatus
 
 
@@ -43,7 +44,7 @@ class LedgerEntry(models.Model):
         verbose_name_plural = "ledger entries"
 
     def __str__(self):
-        return f"{self.tx_no} +{self.amount} {self.currency}"
+        return f"{self.tx_no} +{format_minor(self.amount, self.currency)}"
 
 
 # A failed recharge as the user reads it, by the failure_reason payments sent.
@@ -66,9 +67,13 @@ class Recharge(models.Model):
     currency = models.CharField(max_length=3)
     status = models.IntegerField(choices=Status.choices, default=Status.PENDING)
     cashier_url = models.URLField(max_length=512, blank=True)
+    # A database default as well: the previous release's web processes, still running during
+    # a rolling deploy, insert recharges without this column.
     failure_reason = models.CharField(
         max_length=32,
         blank=True,
+        default="",
+        db_default="",
         help_text="Why payments says it failed (expired, declined, cancelled); empty unless "
         "failed, or when payments did not say.",
     )
@@ -86,7 +91,8 @@ class Recharge(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.out_trade_no} {self.amount} {self.currency} ({self.get_status_display()})"
+        amount = format_minor(self.amount, self.currency)
+        return f"{self.out_trade_no} {amount} ({self.get_status_display()})"
 
     def status_label(self) -> str:
         """The status as the user reads it: a failed recharge named by why it failed
@@ -118,6 +124,10 @@ class InboundNotification(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     first_received_at = models.DateTimeField(auto_now_add=True)
     last_received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # The prune task reads the receipts received longest ago as a range of this index.
+        indexes = [models.Index(fields=["last_received_at"], name="receipt_last_received_idx")]
 
     def __str__(self):
         return f"{self.webhook_id} ({self.outcome})"

@@ -5,7 +5,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
 
-from .models import Recharge
+from core.search import MATCHES_PER_SEARCHER, Match
+
+from .models import Account, InboundNotification, LedgerEntry, Recharge
 
 
 def recharges_to_reconcile(*, now: datetime) -> QuerySet:
@@ -48,3 +50,42 @@ def recharges_pending_too_long(*, recharges: QuerySet, now: datetime) -> QuerySe
     """Those of ``recharges`` still pending ``STUCK_AFTER`` seconds after they were started."""
     created_before = now - timedelta(seconds=settings.STUCK_AFTER)
     return recharges.filter(status=Recharge.Status.PENDING, created_at__lt=created_before)
+
+
+def receipts_prunable(*, received_before: datetime) -> QuerySet:
+    """Notification receipts last received before ``received_before``, oldest first: what
+    retention may delete. A range of the last_received_at index, so taking the first N costs
+    the same at any table size."""
+    return InboundNotification.objects.filter(last_received_at__lt=received_before).order_by(
+        "last_received_at"
+    )
+
+
+def account_records_search(*, term: str) -> list[Match]:
+    """Staff's Find (``core.search``): this side's rows for an identifier quoted exactly —
+    recharges by tx_no or out_trade_no, receipts by webhook-id, tx_no or out_trade_no,
+    ledger entries by tx_no, accounts by account_no or username. A receipt leads to its
+    tx_no, and so does a recharge (the order, its notifications, the ledger entry)."""
+    limit = MATCHES_PER_SEARCHER
+    recharges = Recharge.objects.filter(Q(tx_no=term) | Q(out_trade_no=term)).select_related(
+        "account"
+    )[:limit]
+    receipts = InboundNotification.objects.filter(
+        Q(webhook_id=term) | Q(tx_no=term) | Q(out_trade_no=term)
+    ).order_by("-last_received_at")[:limit]
+    entries = LedgerEntry.objects.filter(tx_no=term).select_related("account")[:limit]
+    accounts = Account.objects.filter(Q(account_no=term) | Q(user__username=term))[:limit]
+    return [
+        *(Match(r, _field_named(r, term, "tx_no", "out_trade_no"), (r.tx_no,)) for r in recharges),
+        *(
+            Match(r, _field_named(r, term, "webhook_id", "tx_no", "out_trade_no"), (r.tx_no,))
+            for r in receipts
+        ),
+        *(Match(entry, "tx_no") for entry in entries),
+        *(Match(a, "account_no" if a.account_no == term else "username") for a in accounts),
+    ]
+
+
+def _field_named(row, term: str, *names: str) -> str:
+    """The first of ``names`` whose value on ``row`` is ``term``."""
+    return next(name for name in names if getattr(row, name) == term)

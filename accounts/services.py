@@ -9,7 +9,9 @@ import hmac
 import logging
 import math
 import secrets
+import time
 from collections import Counter
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -19,9 +21,10 @@ from django.utils import timezone
 
 from core.throttling import throttle_hit
 
+from . import metrics
 from .models import Account, InboundNotification, LedgerEntry, Recharge
 from .payments_client import PaymentsApiError, PaymentsClient
-from .selectors import recharges_pending_count, recharges_to_reconcile
+from .selectors import receipts_prunable, recharges_pending_count, recharges_to_reconcile
 
 logger = logging.getLogger(__name__)
 Status = Recharge.Status
@@ -199,7 +202,9 @@ def recharge_reconcile(*, recharge: Recharge, client: PaymentsClient) -> str:
     ResultMismatch, UnknownRecharge.
     """
     Recharge.objects.filter(pk=recharge.pk).update(last_checked_at=timezone.now())
-    return _query_and_apply(recharge, client)
+    outcome = _query_and_apply(recharge, client)
+    metrics.reconciliations_observe({outcome: 1})
+    return outcome
 
 
 def recharges_reconcile_pending() -> dict:
@@ -231,7 +236,48 @@ def recharges_reconcile_pending() -> dict:
         counts[outcome] += 1
         if outcome == "unreachable":
             break
+    metrics.reconciliations_observe(counts)
     return dict(counts)
+
+
+def receipts_prune(*, now: datetime, batch_size: int, budget_seconds: float) -> dict:
+    """Beat: delete notification receipts last received more than
+    ``ACCOUNTS_RECEIPT_RETENTION`` seconds before ``now``; never a recharge, a ledger entry
+    or an account.
+
+    Safe because a receipt only speeds up and records a repeat, it does not make it harmless:
+    a notification whose receipt is gone is received as new and goes through
+    ``recharge_apply_result``, where the recharge's final status makes it a duplicate and the
+    ledger's unique tx_no forbids a second credit. The retention exceeds payments' retry
+    window (about 24 h against 30 days by default, settings/accounts.py) so every retry still
+    finds its receipt. Batches of at most ``batch_size``, one transaction each, oldest first;
+    no new batch once ``budget_seconds`` have passed. Returns ``{"receipts": n, "batches": n,
+    "more": bool}``, ``more`` true when the budget ran out first.
+    """
+    received_before = now - timedelta(seconds=settings.ACCOUNTS_RECEIPT_RETENTION)
+    deadline = time.monotonic() + budget_seconds
+    counts = {"receipts": 0, "batches": 0, "more": False}
+    while True:
+        with transaction.atomic():
+            ids = list(
+                receipts_prunable(received_before=received_before)
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            # Filtered again on the time: a delivery that came in meanwhile keeps its receipt.
+            deleted, _ = InboundNotification.objects.filter(
+                pk__in=ids, last_received_at__lt=received_before
+            ).delete()
+        counts["batches"] += 1
+        counts["receipts"] += deleted
+        if len(ids) < batch_size:
+            break
+        if time.monotonic() >= deadline:
+            counts["more"] = True
+            break
+    if counts["receipts"]:
+        logger.info("pruned %(receipts)s notification receipts", counts)
+    return counts
 
 
 def _query_and_apply(recharge: Recharge, client: PaymentsClient) -> str:

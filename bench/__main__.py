@@ -32,7 +32,7 @@ from .cpu import CpuMeter
 from .pools import PoolConfig
 from .stack import BENCH_VAR, CIRCUIT_OFF, close_bench, fresh_stack, start_bench, start_worker
 
-SCENARIOS = ("sender", "slow", "noisy", "dead", "receiver", "latency", "storm", "scan")
+SCENARIOS = ("sender", "slow", "noisy", "dead", "receiver", "latency", "storm", "scan", "prune")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -112,6 +112,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=float,
         default=0.1,
         help="NOTIFY_TIME_SCALE for the storm's worker (the real schedule, compressed)",
+    )
+    group = parser.add_argument_group("6. prune cost")
+    group.add_argument(
+        "--prune-sizes",
+        type=sizes,
+        default=[100_000, 1_000_000],
+        help="prunable notifications, smallest and largest compared",
+    )
+    group.add_argument(
+        "--prune-batch", type=int, default=1000, help="notifications per batch (NOTIFY_PRUNE_BATCH)"
+    )
+    group.add_argument("--prune-batches", type=int, default=5, help="batches per size (median)")
+    group.add_argument(
+        "--prune-attempts", type=int, default=2, help="attempt rows per notification"
     )
     group = parser.add_argument_group("common")
     group.add_argument(
@@ -404,6 +418,21 @@ def run_scan(ctx: Context) -> dict:
     return result
 
 
+def run_prune(ctx: Context) -> dict:
+    from . import prune
+
+    result = prune.run(
+        app_id=ctx.app_id,
+        sizes=ctx.args.prune_sizes,
+        batch_size=ctx.args.prune_batch,
+        batches=ctx.args.prune_batches,
+        attempts=ctx.args.prune_attempts,
+        progress=ctx.bar,
+    )
+    ctx.bar.update()
+    return result
+
+
 RUNNERS = {
     "sender": run_sender,
     "slow": run_slow,
@@ -413,6 +442,7 @@ RUNNERS = {
     "latency": run_latency,
     "storm": run_storm,
     "scan": run_scan,
+    "prune": run_prune,
 }
 
 

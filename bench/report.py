@@ -15,6 +15,7 @@ TARGETS = {
     "latency_p99_ms": 100.0,  # at most
     "scan_ratio": 2.0,  # largest / smallest table, at most
     "memory_ratio": 1.5,  # largest / smallest storm, at most
+    "prune_ratio": 1.5,  # one prune batch, largest / smallest table, at most
 }
 
 
@@ -100,7 +101,33 @@ def evaluate(results: dict) -> list[dict]:
                     "met": value <= TARGETS["memory_ratio"],
                 }
             )
+    prune = results.get("prune")
+    if prune:
+        rows += _prune_targets(prune)
     return rows + report_engine.evaluate(results)
+
+
+def _prune_targets(prune: dict) -> list[dict]:
+    """Scenario 6's targets: a batch costs the same at any size, and only what may go goes."""
+    sizes = f"{prune['steps'][-1]['size']:,}/{prune['steps'][0]['size']:,}"
+    value = prune["ratio"]
+    return [
+        {
+            "target": f"prune batch {sizes} ≤ {TARGETS['prune_ratio']:g}",
+            "value": value,
+            "met": value is not None and value <= TARGETS["prune_ratio"],
+        },
+        {
+            "target": "prune deletes full batches, keeps every undelivered and recent row",
+            "value": "yes" if prune["full_batches"] and prune["kept_survived"] else "no",
+            "met": prune["full_batches"] and prune["kept_survived"],
+        },
+        {
+            "target": "prune selection uses an index",
+            "value": "yes" if prune["plans_use_indexes"] else "no",
+            "met": prune["plans_use_indexes"],
+        },
+    ]
 
 
 def _sender_lines(sender: dict) -> list[str]:
@@ -214,6 +241,27 @@ def _scan_lines(scan: dict) -> list[str]:
     return lines
 
 
+def _prune_lines(prune: dict) -> list[str]:
+    """Scenario 6's table: one row per table size."""
+    lines = [
+        f"**6. Prune cost**, one batch of {prune['batch_size']:,} delivered notifications "
+        f"with {prune['attempts']} attempts each (ms per batch, median of {prune['batches']})",
+        "",
+        "| prunable notifications | kept (undelivered, recent) | attempts | load (s) "
+        "| ms per batch | selection uses index |",
+        "|--:|--:|--:|--:|--:|---|",
+    ]
+    for step in prune["steps"]:
+        rows = step["rows"]
+        lines.append(
+            f"| {rows['prunable']:,} | {rows['kept']:,} | {rows['attempts']:,} "
+            f"| {fmt(step['load_seconds'])} | {fmt(step['batch_ms'])} "
+            f"| {'yes' if step['plan']['uses_index'] else 'NO'} |"
+        )
+    lines += ["", f"Largest ÷ smallest: {fmt(prune['ratio'], 2)}.", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The tables for people: one per scenario, then the targets."""
     meta = results["meta"]
@@ -239,6 +287,7 @@ def markdown(results: dict) -> str:
         ("latency", _latency_lines),
         ("storm", _storm_lines),
         ("scan", _scan_lines),
+        ("prune", _prune_lines),
     ):
         if results.get(name):
             lines += section(results[name])

@@ -44,12 +44,14 @@ def _sql(vendor: str):
         return {
             "text": lambda prefix: f"'{prefix}' || lpad(x::text, 12, '0')",
             "uuid": "lpad(to_hex(x), 32, '0')::uuid",
+            "json": "CAST(%s AS jsonb)",
             "series": lambda: ("", "FROM generate_series(%s, %s - 1) AS s(x)"),
         }
     if vendor == "sqlite":
         return {
             "text": lambda prefix: f"printf('{prefix}%%012d', x)",
             "uuid": "printf('%%032x', x)",
+            "json": "%s",
             "series": lambda: (
                 "WITH RECURSIVE s(x) AS "
                 "(SELECT %s UNION ALL SELECT x + 1 FROM s WHERE x + 1 < %s) ",

@@ -69,6 +69,8 @@ BASE_ENV = {
     "ACCOUNTS_RECHARGE_PENDING_MAX": "1000000",
     "WORKER_CONCURRENCY": "4",
     "LOG_LEVEL": "INFO",
+    # The figures count beat's "Sending due task" and the workers' "received" lines.
+    "LOG_ROUTINE": "1",
 }
 DRIVE_TIMEOUT = 600  # seconds to place a scenario's orders, whatever the fault
 

@@ -4,7 +4,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -39,3 +39,30 @@ def _greenlets() -> bool:
         return True
     eventlet = sys.modules.get("eventlet.patcher")
     return eventlet is not None and eventlet.is_monkey_patched("thread")
+
+
+@worker_init.connect
+def serve_metrics(**kwargs) -> None:
+    """With ``WORKER_METRICS_PORT`` set (a worker host without gunicorn), serve this host's
+    counters (core.metrics.host_registry) on it from the worker's main process, on
+    ``WORKER_METRICS_ADDR``; the pool's processes are forked later and write their own."""
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT is None:
+        return
+    from prometheus_client import start_http_server
+
+    from core.metrics import host_registry
+
+    start_http_server(
+        settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_ADDR, registry=host_registry()
+    )
+
+
+@worker_process_shutdown.connect
+def metrics_process_dead(pid=None, **kwargs) -> None:
+    """A pool process exits: drop its live gauges, as prometheus_client's multiprocess mode
+    asks (its counters stay, so totals never go down)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid or os.getpid())

@@ -12,6 +12,8 @@ urlpatterns = [
     # OpenAPI 3 of the merchant and notify APIs, and Swagger UI on it (assets served locally).
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Prometheus; on both gunicorns, never through the front (deploy/nginx.conf).
+    path("metrics", views.metrics, name="metrics"),
     path("", include("payments.urls")),
     path("", include("accounts.urls")),
 ]

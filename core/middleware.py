@@ -16,13 +16,18 @@ from django.urls import get_resolver
 #   page (its URL is built on PAYMENTS_PUBLIC_URL), accounts' notify endpoint (the notify_url
 #   accounts gives is built on ACCOUNTS_PUBLIC_URL), static files; and the schema too, which
 #   also documents that notify endpoint.
+#
+# /metrics is on both, for Prometheus scraping each gunicorn directly (INTERNAL_PATHS).
 SURFACE_PATHS = (
+    ("/metrics", {"payments-api", "public"}),
     ("/api/payments/", {"payments-api"}),
     ("/api/schema/", {"payments-api", "public"}),
     ("/api/docs/", {"payments-api", "public"}),
     ("/static/", {"payments-api", "public"}),
     ("/", {"public"}),
 )
+# Served by the gunicorns but never by the front: deploy/nginx.conf denies them.
+INTERNAL_PATHS = ("/metrics",)
 SURFACES = {"all"} | {surface for _, surfaces in SURFACE_PATHS for surface in surfaces}
 
 

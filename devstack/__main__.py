@@ -2,9 +2,11 @@
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from .redis import ensure_redis
 from .stack import ROOT, VAR, Stack
@@ -55,12 +57,15 @@ def run(args) -> int:
 def test(args) -> int:
     """pytest with a Redis ensured (found or started) for the whole session."""
     redis_url, process = ensure_redis(var_dir=VAR, db=TEST_REDIS_DB)
-    env = {**os.environ, "REDIS_URL": redis_url}
+    # The test process's own Prometheus counters, empty at the start (config/settings/metrics.py).
+    metrics_dir = tempfile.mkdtemp(prefix="recharge-test-metrics-")
+    env = {**os.environ, "REDIS_URL": redis_url, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     try:
         return subprocess.call(
             [sys.executable, "-m", "pytest", *args.pytest_args], env=env, cwd=ROOT
         )
     finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         if process:
             process.terminate()
             process.wait(timeout=10)

@@ -116,8 +116,11 @@ class Stack:
             ACCOUNTS_PAYMENTS_API_URL=self.payments_url,
             PAYMENTS_PUBLIC_URL=self.web_url,
             ACCOUNTS_PUBLIC_URL=self.web_url,
+            # Where the processes pool their Prometheus counters (config/settings/metrics.py).
+            PROMETHEUS_MULTIPROC_DIR=(log_dir or VAR) / "prometheus",
         )
         self.env = stack_environment({**computed, **(settings or {})}, inherit=inherit)
+        self._metrics_emptied = False
 
     def url(self, server: str) -> str:
         return f"http://127.0.0.1:{self.ports[server]}"
@@ -202,6 +205,8 @@ class Stack:
         key = key or name
         if key in self.processes:
             self.stop(key)
+        if not self._metrics_emptied:
+            self._empty_metrics()
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         process = Process(
@@ -212,6 +217,15 @@ class Stack:
         )
         self.processes[key] = process.start()
         return process
+
+    def _empty_metrics(self) -> None:
+        """Empty PROMETHEUS_MULTIPROC_DIR before the stack's first process starts, as
+        prometheus_client requires (a previous run's counters would be summed in)."""
+        directory = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in directory.glob("*.db"):
+            path.unlink()
+        self._metrics_emptied = True
 
     def wait_ready(self, name: str, *, key: str = "", timeout: float = READY_TIMEOUT) -> None:
         """Until a server accepts connections on its port, or a worker answers a ping.

@@ -5,6 +5,7 @@ View-only: rows move only through ``notifications.services``, which the actions 
 Generic like the rest of this app: it knows subjects and origins, not what they are.
 """
 
+import json
 from datetime import timedelta
 
 from django import forms
@@ -13,29 +14,19 @@ from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from core.admin import ReadOnlyAdminMixin, staff_action_log
+from core.admin import (
+    PageAction,
+    PageActionsMixin,
+    ReadOnlyAdminMixin,
+    admin_find_link,
+    staff_action_log,
+    when,
+)
 
 from . import selectors, services
-from .models import DeliveryAttempt, Endpoint, Notification
-
-
-class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """Every attempt of a notification, oldest first."""
-
-    model = DeliveryAttempt
-    fields = (
-        "number",
-        "started_at",
-        "duration_ms",
-        "status_code",
-        "succeeded",
-        "error",
-        "response_excerpt",
-    )
-    readonly_fields = fields
-    extra = 0
+from .models import Endpoint, Notification
 
 
 class EndpointFilter(admin.SimpleListFilter):
@@ -74,64 +65,159 @@ class UndeliveredFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Notifications, view-only, with their attempts inline."""
+class NotificationAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Notifications, view-only: every attempt with the request as sent and the response, as
+    Stripe's and Svix's dashboards show them, and "Resend now" on the page and in the list."""
 
+    # Narrow enough for 1280 px: the event type is a filter, the URL is on the page.
     list_display = (
-        "webhook_id",
+        "short_webhook_id",
         "subject",
-        "event_type",
-        "target_url",
         "state",
-        "attempt_count",
+        "attempts",
+        "last_status",
         "next_attempt_at",
-        "last_status_code",
     )
     list_filter = ("state", UndeliveredFilter, "event_type", EndpointFilter)
     search_fields = ("=subject",)
-    search_help_text = "Exact subject (for payments: the order's tx_no)."
+    search_help_text = "Exact webhook-id (msg_…) or subject (for payments: the order's tx_no)."
     ordering = ("-created_at",)
     actions = ("resend_now",)
-    inlines = (DeliveryAttemptInline,)
-    fields = (
-        "webhook_id",
-        "sender_key",
-        "endpoint",
-        "subject",
-        "event_type",
-        "target_url",
-        "state",
-        "attempt_count",
-        "created_at",
-        "next_attempt_at",
-        "claimed_at",
-        "delivered_at",
-        "last_status_code",
-        "last_error",
-        "body",
+    page_actions = (PageAction("resend", "Resend now"),)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "webhook_id",
+                    "subject_links",
+                    "event_type",
+                    "target_url",
+                    "endpoint_link",
+                    "state",
+                    "attempt_count",
+                    "last_status_code",
+                    "last_error",
+                )
+            },
+        ),
+        (
+            "Timeline",
+            {"fields": ("created_at", "next_attempt_at", "claimed_at", "delivered_at")},
+        ),
+        ("Request body, as sent on every attempt", {"fields": ("body_pretty",)}),
+        ("Attempts: the request headers sent and the response", {"fields": ("attempts_log",)}),
     )
-    readonly_fields = ("webhook_id",)
+    readonly_fields = ("webhook_id", "subject_links", "endpoint_link", "body_pretty")
+
+    def get_search_results(self, request, queryset, search_term):
+        notification_id = selectors.notification_id_from_webhook_id(search_term.strip())
+        if notification_id is not None:
+            return queryset.filter(pk=notification_id), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="webhook-id")
+    def short_webhook_id(self, notification):
+        """Its first characters (the whole id is on its page, and Find takes it)."""
+        return f"{notification.webhook_id[:12]}…"
+
+    @admin.display(description="attempts", ordering="attempt_count")
+    def attempts(self, notification):
+        return notification.attempt_count
+
+    @admin.display(description="last status", ordering="last_status_code")
+    def last_status(self, notification):
+        return notification.last_status_code or notification.last_error[:24] or "—"
+
+    @admin.display(description="subject")
+    def subject_links(self, notification):
+        find = admin_find_link(q=notification.subject, text="everything about it")
+        return format_html("{} ({})", notification.subject, find)
+
+    @admin.display(description="endpoint")
+    def endpoint_link(self, notification):
+        endpoint = notification.endpoint
+        if endpoint is None:
+            return "—"
+        url = reverse("admin:notifications_endpoint_change", args=[endpoint.pk])
+        return format_html(
+            '<a href="{}">{}</a> · {}', url, endpoint.origin, endpoint.get_state_display()
+        )
+
+    @admin.display(description="body")
+    def body_pretty(self, notification):
+        return format_html('<pre class="frozen-body">{}</pre>', _pretty_json(notification.body))
+
+    @admin.display(description="attempts")
+    def attempts_log(self, notification):
+        return attempts_table(notification.attempts.all())
 
     @admin.action(permissions=["operate"], description="Resend now")
     def resend_now(self, request, queryset):
-        resent = 0
-        for notification in queryset:
-            scheduled = services.notification_resend(notification_id=notification.pk)
-            resent += scheduled
-            outcome = "scheduled" if scheduled else "skipped (an attempt in flight)"
-            staff_action_log(
-                modeladmin=self,
-                request=request,
-                obj=notification,
-                message=f"Resend now: {outcome}.",
-            )
+        resent = sum(self._resend(request, notification) for notification in queryset)
         skipped = queryset.count() - resent
         self.message_user(
             request,
-            f"Scheduled {resent} notification(s) for an immediate attempt; skipped {skipped} "
+            f"Resend queued for {resent} notification(s), due now; skipped {skipped} "
             "(an attempt in flight).",
             messages.SUCCESS if resent else messages.WARNING,
         )
+
+    def page_resend(self, request, notification):
+        """The notification page's "Resend now"."""
+        if self._resend(request, notification):
+            message = (
+                "Resend queued: the attempt is due now; a worker sends it within seconds "
+                "(unless its endpoint is failing or disabled) and it appears below."
+            )
+            self.message_user(request, message, messages.SUCCESS)
+        else:
+            message = "Not resent: an attempt is in flight; look again shortly."
+            self.message_user(request, message, messages.WARNING)
+
+    def _resend(self, request, notification) -> bool:
+        scheduled = services.notification_resend(notification_id=notification.pk)
+        outcome = "scheduled" if scheduled else "skipped (an attempt in flight)"
+        staff_action_log(
+            modeladmin=self, request=request, obj=notification, message=f"Resend now: {outcome}."
+        )
+        return scheduled
+
+
+def attempts_table(attempts) -> str:
+    """Every attempt as an HTML table, all escaped: number, start to the second, duration,
+    the request headers sent, and the response (status, error, excerpt)."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td><td>{}</td><td>{}</td>"
+        "<td><pre>{}</pre></td></tr>",
+        (
+            (
+                attempt.number,
+                when(attempt.started_at),
+                f"{attempt.duration_ms} ms",
+                "\n".join(f"{k}: {v}" for k, v in attempt.request_headers.items()) or "—",
+                attempt.status_code or "—",
+                attempt.error or "—",
+                attempt.response_excerpt or "—",
+            )
+            for attempt in attempts
+        ),
+    )
+    return format_html(
+        '<table class="attempts"><thead><tr><th>#</th><th>Started</th><th>Took</th>'
+        "<th>Request headers</th><th>Status</th><th>Error</th><th>Response excerpt</th>"
+        "</tr></thead><tbody>{}</tbody></table>",
+        rows or format_html('<tr><td colspan="7">{}</td></tr>', "No attempt yet."),
+    )
+
+
+def _pretty_json(body: str) -> str:
+    """``body`` indented for reading; as stored when it is not JSON."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
 
 
 class RecoverForm(forms.Form):
@@ -223,7 +309,7 @@ class EndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for endpoint in queryset:
             count = services.endpoint_recover(endpoint_id=endpoint.pk, since=since)
             total += count
-            message = f"Recovered since {since:%Y-%m-%d %H:%M %Z}: {count} resent."
+            message = f"Recovered since {when(since)}: {count} resent."
             staff_action_log(modeladmin=self, request=request, obj=endpoint, message=message)
         self.message_user(
             request,

@@ -8,6 +8,8 @@ import logging
 from django.core.mail import mail_admins
 from django.utils.module_loading import import_string
 
+from core.admin import when
+
 from .conf import notify_settings
 from .models import Endpoint
 
@@ -51,7 +53,7 @@ def endpoint_banners() -> list[str]:
     disabled = Endpoint.objects.filter(state=Endpoint.State.DISABLED).order_by("disabled_at")
     return [
         f"Endpoint {endpoint.origin} ({endpoint.sender_key}) is disabled since "
-        f"{endpoint.disabled_at:%Y-%m-%d %H:%M %Z}: its notifications are not being sent."
+        f"{when(endpoint.disabled_at)}: its notifications are not being sent."
         for endpoint in disabled[:20]
     ]
 

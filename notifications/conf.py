@@ -27,6 +27,17 @@ DEFAULTS = {
     "SWEEP_INTERVAL": 2.0,
     # Orphaned claims released per sweep, at most.
     "SWEEP_BATCH": 500,
+    # Seconds a delivered notification (and its attempts) is kept after its acknowledgement,
+    # for staff and the merchant to look back on; then the prune task deletes it. Svix's and
+    # django-webhook's default: 30 days. Undelivered and exhausted ones are never pruned.
+    "RETENTION": 30 * 86400.0,
+    # Seconds between prune runs (beat), notifications deleted per batch (one transaction,
+    # a range of the (state, delivered_at) index: the same cost at any table size, bench
+    # "prune"), and seconds a run may spend before it leaves the rest to the next one (far
+    # below the task's soft time limit).
+    "PRUNE_INTERVAL": 3600.0,
+    "PRUNE_BATCH": 1000,
+    "PRUNE_BUDGET": 30.0,
     # Wake-up messages a sweep sends at most when notifications are due (one per CLAIM_BATCH
     # due): each starts the dispatcher of one worker process, which then drains what it can.
     "SWEEP_WAKES": 16,

@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from . import circuit, http, signing
+from . import circuit, http, metrics, signing
 from .conf import notify_settings
 from .endpoints import notifications_adopt
 from .models import DeliveryAttempt, Endpoint, Notification
@@ -293,6 +293,7 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
                 "started_at",
                 "duration_ms",
                 "status_code",
+                "request_headers",
                 "response_excerpt",
                 "error",
                 "succeeded",
@@ -301,6 +302,7 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
         recorded = _move_on(results, now)
         for endpoint_id, endpoint in endpoints.items():
             _endpoint_after(endpoint, outcomes[endpoint_id], now)
+    metrics.attempts_observe(results)  # once committed: a rolled-back batch is not counted
     return recorded
 
 
@@ -311,6 +313,8 @@ def _attempt_row(claimed: Claimed, result: http.PostResult, started: datetime):
         started_at=started,
         duration_ms=result.duration_ms,
         status_code=result.status_code,
+        # An unsigned attempt sent nothing: no headers to show.
+        request_headers=http.headers_sent(claimed.headers) if claimed.headers else {},
         response_excerpt=result.excerpt,
         error=result.error,
         succeeded=result.ok,

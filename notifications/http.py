@@ -25,6 +25,9 @@ from .netguard import DestinationRefused, destination_addresses, is_ip_literal
 
 # Statuses whose Retry-After the schedule honours (RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = (429, 503)
+# Sent with every POST besides the signed ones (``client_session``); recorded with each
+# attempt as part of what was sent (``headers_sent``).
+SESSION_HEADERS = {"User-Agent": "recharge-notify", "Accept-Encoding": "identity"}
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,14 @@ def client_session(*, connect_timeout: float) -> aiohttp.ClientSession:
         trust_env=False,
         auto_decompress=False,
         skip_auto_headers=("User-Agent",),
-        headers={"User-Agent": "recharge-notify", "Accept-Encoding": "identity"},
+        headers=SESSION_HEADERS,
     )
+
+
+def headers_sent(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers a POST with ``headers`` carries, as the attempt log shows them:
+    the session's and the signed ones (aiohttp adds only Host and Content-Length)."""
+    return {**SESSION_HEADERS, **headers}
 
 
 async def post(

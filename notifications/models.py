@@ -107,6 +107,8 @@ class Notification(models.Model):
             models.Index(
                 fields=["endpoint", "state", "next_attempt_at"], name="notif_endpoint_due_idx"
             ),
+            # The prune task reads the oldest delivered rows as a range of this index.
+            models.Index(fields=["state", "delivered_at"], name="notif_state_delivered_idx"),
         ]
 
     def __str__(self):
@@ -128,6 +130,15 @@ class DeliveryAttempt(models.Model):
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    # A database default as well: the previous release's workers, still running during a
+    # rolling deploy, insert attempt rows without this column.
+    request_headers = models.JSONField(
+        default=dict,
+        db_default={},
+        blank=True,
+        help_text="The headers sent (webhook-id, -timestamp, -signature, Content-Type, "
+        "User-Agent); empty when nothing was sent. Signatures only, never a secret.",
+    )
     response_excerpt = models.TextField(blank=True, help_text="First 1 KiB of the response.")
     error = models.CharField(max_length=255, blank=True)
     succeeded = models.BooleanField()
@@ -137,6 +148,8 @@ class DeliveryAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["notification", "number"], name="attempt_once"),
         ]
+        # The dashboard's hourly figures read the last day's attempts (notifications/stats.py).
+        indexes = [models.Index(fields=["started_at"], name="attempt_started_idx")]
 
     def __str__(self):
         return f"attempt {self.number} of {self.notification_id}"

@@ -1,11 +1,17 @@
 """Reads of the outbox, for the sweeper, the admin and other apps."""
 
+import re
+import uuid
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet, Subquery
 
+from core.search import MATCHES_PER_SEARCHER, Match
+
 from .conf import notify_settings
 from .models import Endpoint, Notification
+
+_WEBHOOK_ID = re.compile(r"msg_([0-9a-fA-F]{32})")
 
 
 def notifications_due_count(*, now: datetime, up_to: int) -> int:
@@ -95,3 +101,62 @@ def endpoints_undelivered_report() -> QuerySet:
         .filter(undelivered__gt=0)
         .order_by("-undelivered", "origin")
     )
+
+
+def endpoints_for_sender(*, sender_key: str) -> QuerySet:
+    """Every endpoint of one sender, by origin, each with ``undelivered``: how many of its
+    notifications the receiver has not acknowledged (pending, in flight or exhausted)."""
+    undelivered = ~Q(notifications__state=Notification.State.DELIVERED)
+    return (
+        Endpoint.objects.filter(sender_key=sender_key)
+        .annotate(undelivered=Count("notifications", filter=undelivered))
+        .order_by("origin")
+    )
+
+
+def endpoint_success_rate(endpoint: Endpoint) -> float | None:
+    """The share of the endpoint's attempts that succeeded, 0.0 to 1.0, over its lifetime;
+    None before its first attempt."""
+    if not endpoint.attempts_total:
+        return None
+    return 1 - endpoint.failures_total / endpoint.attempts_total
+
+
+def notification_subject_for_webhook_id(*, webhook_id: str, sender_key: str) -> str | None:
+    """The subject of the sender's notification whose ``webhook-id`` is ``webhook_id``
+    (``msg_`` and 32 hex digits, as a receiver logs it), or None: another sender's, unknown,
+    or not a webhook-id at all."""
+    notification_id = notification_id_from_webhook_id(webhook_id)
+    if notification_id is None:
+        return None
+    found = Notification.objects.filter(pk=notification_id, sender_key=sender_key)
+    return found.values_list("subject", flat=True).first()
+
+
+def notifications_prunable(*, delivered_before: datetime) -> QuerySet:
+    """Delivered notifications acknowledged before ``delivered_before``, oldest first: what
+    retention may delete. Never a pending, sending or exhausted one. A range of the
+    (state, delivered_at) index, so taking the first N costs the same at any table size."""
+    return Notification.objects.filter(
+        state=Notification.State.DELIVERED, delivered_at__lt=delivered_before
+    ).order_by("delivered_at")
+
+
+def notifications_search(*, term: str) -> list[Match]:
+    """Staff's Find (``core.search``): the notification whose webhook-id is ``term``
+    (``msg_<32 hex>``, as the merchant quotes it from the request headers), else those whose
+    subject is ``term`` (for payments: a tx_no), newest first. Each leads to its subject."""
+    notification_id = notification_id_from_webhook_id(term)
+    if notification_id is not None:
+        found, via = Notification.objects.filter(pk=notification_id), "webhook-id"
+    else:
+        found, via = Notification.objects.filter(subject=term), "subject"
+    found = found.order_by("-created_at")[:MATCHES_PER_SEARCHER]
+    return [Match(notification, via, (notification.subject,)) for notification in found]
+
+
+def notification_id_from_webhook_id(webhook_id: str) -> uuid.UUID | None:
+    """The notification id inside a webhook-id (``msg_<32 hex>``, ``Notification.webhook_id``),
+    or None when ``webhook_id`` is not one."""
+    match = _WEBHOOK_ID.fullmatch(webhook_id)
+    return uuid.UUID(hex=match[1]) if match else None

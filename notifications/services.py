@@ -1,4 +1,4 @@
-"""Writes of the outbox: create, sweep, resend; endpoints re-enabled and recovered.
+"""Writes of the outbox: create, sweep, resend, prune; endpoints re-enabled and recovered.
 
 The row is the source of truth: delivery (``notifications.delivery``) claims an attempt in
 the database before sending it, and the broker only carries wake-ups, so a lost, duplicated
@@ -7,9 +7,10 @@ or redelivered message never loses a notification nor sends an attempt twice.
 
 import logging
 import math
+import time
 import uuid
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -80,6 +81,51 @@ def notifications_sweep() -> dict:
         for _ in range(wakes):
             dispatch.apply_async()
     return {"released": released, "wakes": wakes}
+
+
+def notifications_prune(*, now: datetime, batch_size: int, budget_seconds: float) -> dict:
+    """Beat: delete delivered notifications acknowledged more than ``NOTIFY_RETENTION``
+    seconds before ``now``, with their attempts; never a pending, sending or exhausted one.
+
+    Works in batches of at most ``batch_size`` notifications, oldest first, one transaction
+    each (attempts deleted by notification id, then the notifications: no cascade over the
+    whole table), and starts no new batch once ``budget_seconds`` have passed: what is left
+    waits for the next run. Rows are locked with SKIP LOCKED and deleted only while still
+    delivered, so a staff resend at the same moment either wins (the row stays) or finds the
+    row gone. Returns ``{"notifications": n, "attempts": n, "batches": n, "more": bool}``,
+    ``more`` true when the budget ran out before the last batch came back short.
+    """
+    delivered_before = now - timedelta(seconds=notify_settings.RETENTION)
+    deadline = time.monotonic() + budget_seconds
+    counts = {"notifications": 0, "attempts": 0, "batches": 0, "more": False}
+    while True:
+        deleted, attempts = _prune_batch(delivered_before, batch_size)
+        counts["batches"] += 1
+        counts["notifications"] += deleted
+        counts["attempts"] += attempts
+        if deleted < batch_size:
+            break
+        if time.monotonic() >= deadline:
+            counts["more"] = True
+            break
+    if counts["notifications"]:
+        logger.info("pruned %(notifications)s notifications, %(attempts)s attempts", counts)
+    return counts
+
+
+def _prune_batch(delivered_before: datetime, batch_size: int) -> tuple[int, int]:
+    """Delete one batch: ``(notifications, attempts)`` deleted."""
+    with transaction.atomic():
+        ids = list(
+            selectors.notifications_prunable(delivered_before=delivered_before)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return 0, 0
+        attempts, _ = DeliveryAttempt.objects.filter(notification_id__in=ids).delete()
+        _, deleted = Notification.objects.filter(pk__in=ids, state=State.DELIVERED).delete()
+    return deleted.get(Notification._meta.label, 0), attempts
 
 
 def notification_resend(*, notification_id) -> bool:

@@ -8,8 +8,10 @@ receivers do, and a message lost or delivered twice changes nothing (the row is 
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown, worker_shutdown
+from django.utils import timezone
 
 from . import alerts, services
+from .conf import notify_settings
 from .dispatcher import dispatcher, dispatcher_stop
 
 
@@ -35,6 +37,16 @@ def announce_endpoint_disabled(endpoint_id: int):
 def sweep():
     """Beat: release orphaned claims and wake workers while notifications are due."""
     return services.notifications_sweep()
+
+
+@shared_task(name="notifications.prune")
+def prune():
+    """Beat: delete delivered notifications past ``NOTIFY_RETENTION`` (bounded batches)."""
+    return services.notifications_prune(
+        now=timezone.now(),
+        batch_size=notify_settings.PRUNE_BATCH,
+        budget_seconds=notify_settings.PRUNE_BUDGET,
+    )
 
 
 @worker_process_shutdown.connect

@@ -8,6 +8,7 @@ receives with ``RechargeNotificationSerializer`` and nothing of payments' models
 """
 
 from django.db import models
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from core.money import MinorUnitsField
@@ -30,6 +31,29 @@ EVENT_TYPES = {
 }
 
 
+# Real values for the published schema (/api/schema/, /api/docs/), in place of the ones a
+# generator makes up from types (amount 9223372036854776000, notify_url "string"); each is
+# validated by the serializer it illustrates (tests/test_schema_examples.py).
+EXAMPLE_TX_NO = "20261127e3b0c44298fc1c149afb"
+EXAMPLE_OUT_TRADE_NO = "SHOP-20261127-0001"
+EXAMPLE_RESULT = {
+    "tx_no": EXAMPLE_TX_NO,
+    "out_trade_no": EXAMPLE_OUT_TRADE_NO,
+    "account_no": "AC000000000001",
+    "amount": 500,
+    "currency": "CNY",
+    "status": 100,
+    "paid_at": "2026-11-27T14:05:21.318402Z",
+    "failure_reason": "",
+}
+EXAMPLE_NOTIFICATION = {
+    "id": "msg_7d9f4c2a6b1e48f0a3c5d7e9f1b3a5c7",
+    "type": "recharge.succeeded",
+    "created_at": "2026-11-27T14:05:21.324118Z",
+    "data": EXAMPLE_RESULT,
+}
+
+
 class RechargeResultSerializer(serializers.Serializer):
     """A recharge as payments reports it: the notification's ``data``, and the core of the
     query API's answer (so reconciliation applies a queried order like a notification)."""
@@ -45,11 +69,11 @@ class RechargeResultSerializer(serializers.Serializer):
     paid_at = serializers.DateTimeField(
         allow_null=True, required=False, help_text="When it was paid; null unless succeeded."
     )
-    # A free string, not a choice: a receiver must not refuse (and so have retried for a day)
-    # a notification whose reason a later version of payments added. Absent in bodies frozen
-    # before the field existed, hence the default.
+    # A free string, not a choice, and of no set length: a receiver must not refuse (and so
+    # have retried for a day) a notification whose reason a later version of payments added;
+    # accounts keeps its first 32 characters. Absent in bodies frozen before the field
+    # existed, hence the default.
     failure_reason = serializers.CharField(
-        max_length=32,
         allow_blank=True,
         required=False,
         default="",
@@ -58,6 +82,17 @@ class RechargeResultSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "recharge.succeeded",
+            value=EXAMPLE_NOTIFICATION,
+            description="5.00 CNY paid: amount is 500 fen. A failed one has type "
+            "recharge.failed, status 200 and paid_at null.",
+            request_only=True,
+        )
+    ]
+)
 class RechargeNotificationSerializer(EnvelopeSerializer):
     """A recharge notification as received: the envelope with a recharge result in ``data``."""
 

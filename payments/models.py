@@ -1,6 +1,9 @@
 """Merchants and their recharge orders. Money is an integer count of minor units."""
 
+from django.conf import settings
 from django.db import models
+
+from core.money import format_minor
 
 from .contract import RechargeStatus
 
@@ -76,4 +79,29 @@ class RechargeOrder(models.Model):
         indexes = [models.Index(fields=["status", "created_at"], name="order_status_created_idx")]
 
     def __str__(self):
-        return f"{self.tx_no} {self.amount} {self.currency} ({self.get_status_display()})"
+        amount = format_minor(self.amount, self.currency)
+        return f"{self.tx_no} {amount} ({self.get_status_display()})"
+
+
+class MerchantMember(models.Model):
+    """A user of a merchant's portal (/portal/): sees only that merchant's data. An admin
+    may also resend notifications, recover endpoints and roll credentials; a viewer reads."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin (may resend and roll credentials)"
+        VIEWER = "viewer", "Viewer (read only)"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="merchant_membership"
+    )
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="members")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.user} of {self.merchant} ({self.role})"
+
+    @property
+    def may_operate(self) -> bool:
+        """Whether this member may change anything (resend, recover, roll credentials)."""
+        return self.role == self.Role.ADMIN

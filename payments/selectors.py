@@ -6,10 +6,11 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet
+from django.db.models import OuterRef, Q, QuerySet
 from django.http.request import validate_host
 from django.utils import timezone
 
+from core.search import MATCHES_PER_SEARCHER, Match
 from notifications.netguard import url_refusal
 from notifications.selectors import (
     notification_latest_state,
@@ -96,6 +97,14 @@ def recharge_orders_for_merchant(*, merchant: Merchant) -> QuerySet:
     return RechargeOrder.objects.filter(merchant=merchant)
 
 
+def recharge_order_for_out_trade_no(
+    *, merchant: Merchant, out_trade_no: str
+) -> RechargeOrder | None:
+    """``merchant``'s order numbered ``out_trade_no`` by the merchant itself, or None (also
+    when another merchant has an order of that number: each merchant sees only its own)."""
+    return recharge_orders_for_merchant(merchant=merchant).filter(out_trade_no=out_trade_no).first()
+
+
 def recharge_order_stale_tx_nos(*, created_before, limit: int) -> list[str]:
     """tx_nos of orders still pending that were created before ``created_before``, oldest
     first; uses the (status, created_at) index."""
@@ -131,3 +140,21 @@ def recharge_orders_unacknowledged(*, orders: QuerySet) -> QuerySet:
 def recharge_orders_exhausted(*, orders: QuerySet) -> QuerySet:
     """Those of ``orders`` with a notification whose retries ran out: staff must act."""
     return orders.filter(tx_no__in=notification_subjects_exhausted())
+
+
+def recharge_orders_search(*, term: str) -> list[Match]:
+    """Staff's Find (``core.search``): orders whose tx_no, out_trade_no or account_no is
+    exactly ``term``, newest first, and the merchant whose app_id it is. An order found by
+    its tx_no or out_trade_no leads to its tx_no (its notifications, the receiver's rows)."""
+    orders = (
+        RechargeOrder.objects.filter(Q(tx_no=term) | Q(out_trade_no=term) | Q(account_no=term))
+        .select_related("merchant")
+        .order_by("-created_at")[:MATCHES_PER_SEARCHER]
+    )
+    matches = []
+    for order in orders:
+        via = next(f for f in ("tx_no", "out_trade_no", "account_no") if getattr(order, f) == term)
+        # An account_no names every order of that account: no single case to follow.
+        matches.append(Match(order, via, () if via == "account_no" else (order.tx_no,)))
+    matches += [Match(m, "app_id") for m in Merchant.objects.filter(app_id=term)]
+    return matches

@@ -2,22 +2,59 @@
 
 from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from core.money import MinorUnitsField
 
-from .contract import RechargeResultSerializer
+from .contract import EXAMPLE_OUT_TRADE_NO, EXAMPLE_RESULT, EXAMPLE_TX_NO, RechargeResultSerializer
 from .selectors import merchant_url_refusal
 
+# A create request and the orders it yields, for the published schema (contract.py).
+EXAMPLE_ORDER_REQUEST = {
+    "out_trade_no": EXAMPLE_OUT_TRADE_NO,
+    "account_no": EXAMPLE_RESULT["account_no"],
+    "amount": EXAMPLE_RESULT["amount"],
+    "currency": EXAMPLE_RESULT["currency"],
+    "notify_url": "https://shop.example/api/payments/notify/",
+    "return_url": f"https://shop.example/recharges/{EXAMPLE_OUT_TRADE_NO}/",
+}
+EXAMPLE_ORDER = {
+    **EXAMPLE_RESULT,
+    "status": 0,
+    "paid_at": None,
+    "notify_url": EXAMPLE_ORDER_REQUEST["notify_url"],
+    "return_url": EXAMPLE_ORDER_REQUEST["return_url"],
+    "created_at": "2026-11-27T14:04:58.107341Z",
+    "cashier_url": f"https://pay.example/pay/{EXAMPLE_TX_NO}/",
+}
 
+
+def out_trade_no_field() -> serializers.RegexField:
+    """The merchant's own order number, as the API accepts it wherever it is given."""
+    return serializers.RegexField(
+        r"^[A-Za-z0-9_\-]{1,64}$",
+        error_messages={"invalid": "Use 1-64 letters, digits, '_' or '-'."},
+        help_text="Your own order number: 1-64 letters, digits, '_' or '-'.",
+    )
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "5.00 CNY",
+            value=EXAMPLE_ORDER_REQUEST,
+            description="amount in minor units: 500 fen is 5.00 CNY. Both URLs on a host "
+            "among your allowed hosts (create_merchant --allowed-host).",
+            request_only=True,
+        )
+    ]
+)
 class RechargeCreateInputSerializer(serializers.Serializer):
     """An order to create; needs ``context={"merchant": ...}`` to check its URLs against
     the merchant's allowed hosts."""
 
-    out_trade_no = serializers.RegexField(
-        r"^[A-Za-z0-9_\-]{1,64}$",
-        error_messages={"invalid": "Use 1-64 letters, digits, '_' or '-'."},
-    )
+    out_trade_no = out_trade_no_field()
     account_no = serializers.RegexField(
         r"^[A-Za-z0-9_\-]{1,32}$",
         error_messages={"invalid": "Use 1-32 letters, digits, '_' or '-'."},
@@ -72,6 +109,29 @@ class RechargeCreateInputSerializer(serializers.Serializer):
         return value
 
 
+class RechargeLookupInputSerializer(serializers.Serializer):
+    """The query string of ``GET /api/payments/recharges/``: which order to find."""
+
+    out_trade_no = out_trade_no_field()
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "pending",
+            value=EXAMPLE_ORDER,
+            description="Just created (or not paid yet): send the payer to cashier_url.",
+            response_only=True,
+        ),
+        OpenApiExample(
+            "succeeded",
+            value={**EXAMPLE_ORDER, "status": 100, "paid_at": EXAMPLE_RESULT["paid_at"]},
+            description="Paid: what the notification said, and what reconciliation applies.",
+            response_only=True,
+            status_codes=["200"],
+        ),
+    ]
+)
 class RechargeOrderOutputSerializer(RechargeResultSerializer):
     """An order as the merchant API answers it: the recharge result a notification carries
     (``payments.contract``), plus the order's URLs, its creation time and the cashier URL."""

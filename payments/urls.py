@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 import core.converters  # noqa: F401 - registers the "token" path converter
 
@@ -14,4 +14,5 @@ urlpatterns = [
         name="recharge-detail",
     ),
     path("pay/<token:tx_no>/", views.cashier, name="cashier"),
+    path("portal/", include("payments.portal.urls")),
 ]

@@ -110,6 +110,32 @@ def test_success_is_applied_once_then_duplicate(recharge, account):
     assert entry.source == Source.NOTIFICATION
 
 
+def test_the_previous_release_still_inserts_recharges_during_a_rolling_deploy(account):
+    """The previous release's web processes, still running while the new one migrates, start
+    recharges with an INSERT that names no failure_reason: the column's database default
+    ("") takes them, where a NOT NULL column without one refused every recharge start."""
+    now = timezone.now()
+    old = Recharge(account=account, out_trade_no="R-OLD-1", amount=100, currency="CNY")
+    fields = [
+        field
+        for field in Recharge._meta.concrete_fields
+        if not field.primary_key and field.name != "failure_reason"
+    ]
+    values = [field.get_db_prep_save(field.pre_save(old, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(Recharge._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+
+    inserted = Recharge.objects.get(out_trade_no="R-OLD-1")
+    assert (inserted.failure_reason, inserted.created_at >= now) == ("", True)
+
+
 def test_failure_is_applied_without_credit(recharge, account):
     """A failed result closes the recharge as 200 and credits nothing."""
     assert apply(result_for(recharge, status=200)) == "applied"

@@ -22,7 +22,7 @@ from django_celery_beat.models import (
 from accounts.models import Account, InboundNotification, LedgerEntry, Recharge
 from core.beat import periodic_task_ensure
 from notifications.models import DeliveryAttempt, Notification
-from payments.models import Merchant, RechargeOrder
+from payments.models import Merchant, MerchantMember, RechargeOrder
 from payments.services import recharge_order_create, recharge_order_decline, recharge_order_pay
 from tests.helpers import recharge_fields
 
@@ -141,6 +141,7 @@ def one_of_each(make_order, recharge, account):
     )
     InboundNotification.objects.create(webhook_id="msg_1", tx_no="TX-1", outcome="rejected")
     Group.objects.create(name="support")
+    MerchantMember.objects.create(user=account.user, merchant=order.merchant)
     periodic_task_ensure(name="test: sweep", task="notifications.sweep", every=15, queue="q")
     CrontabSchedule.objects.create(minute="0", hour="3")
     SolarSchedule.objects.create(event="sunrise", latitude=31.23, longitude=121.47)
@@ -377,7 +378,8 @@ def test_resend_action_reschedules_an_exhausted_notification(
     assert notification.next_attempt_at <= timezone.now()
     assert len(callbacks) == 1
     assert notes == [
-        "Resent the notification of 1 order(s); skipped 1 (still pending, or an attempt in flight)."
+        "Resend queued for the notifications of 1 order(s); skipped 1 (still pending, an "
+        "attempt in flight, or its notification deleted after the retention period)."
     ]
 
 
@@ -421,9 +423,9 @@ def test_expire_action_fails_pending_orders_and_leaves_paid_ones(admin_client, m
 
 
 @responses.activate
-def test_reconcile_action_credits_once_then_reports_a_duplicate(admin_client, recharge):
-    """The "reconcile now" action asks payments (GET by tx_no), credits the succeeded recharge once,
-    and a second run changes nothing and says it was a duplicate."""
+def test_reconcile_action_credits_once_then_reports_already_credited(admin_client, recharge):
+    """The "reconcile now" action asks payments (GET by tx_no), credits the succeeded recharge
+    once and says so; a second run changes nothing and says it was already credited."""
     responses.get(
         f"{PAYMENTS_API}/api/payments/recharges/TX-1/", json=order_json(recharge, Status.SUCCEEDED)
     )
@@ -437,8 +439,8 @@ def test_reconcile_action_credits_once_then_reports_a_duplicate(admin_client, re
     assert recharge.closed_by == LedgerEntry.Source.RECONCILIATION
     assert recharge.account.balance == 1234
     assert LedgerEntry.objects.filter(tx_no="TX-1").count() == 1
-    assert first == ["Reconciled: 1 applied."]
-    assert second == ["Reconciled: 1 duplicate."]
+    assert first == ["Asked payments: 1 credited now."]
+    assert second == ["Asked payments: 1 already credited."]
     assert len(responses.calls) == 2
 
 
@@ -505,6 +507,26 @@ def test_balance_and_ledger_cannot_be_changed_from_the_admin(admin_client, accou
     account.refresh_from_db()
     entry.refresh_from_db()
     assert (account.balance, entry.amount) == (0, 100)
+
+
+def test_staff_cannot_make_anyone_a_portal_member_only_remove_one(
+    admin_client, admin_user, merchant, user
+):
+    """A portal admin rolls the merchant's webhook secret and API key, credentials staff
+    never get from the admin: staff, even a superuser, cannot add a portal member (say
+    themselves) nor change one's user, merchant or role; they can remove one."""
+    add = reverse("admin:payments_merchantmember_add")
+    fields = {"user": admin_user.pk, "merchant": merchant.pk, "role": "admin"}
+    member = MerchantMember.objects.create(user=user, merchant=merchant, role="viewer")
+
+    added = admin_client.post(add, fields)
+    changed = admin_client.post(change_url(member), {**fields, "user": user.pk})
+
+    assert (added.status_code, changed.status_code) == (403, 403)
+    assert list(MerchantMember.objects.values_list("user", "role")) == [(user.pk, "viewer")]
+    delete = reverse("admin:payments_merchantmember_delete", args=[member.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not MerchantMember.objects.exists()
 
 
 def test_merchant_page_hides_secrets_and_edits_only_name_and_active(

@@ -15,7 +15,7 @@ import time
 import pytest
 import responses
 
-from bench import report, scan
+from bench import prune, report, scan
 from bench.cpu import CpuMeter
 from devstack.stack import ROOT
 from payments.models import RechargeOrder
@@ -54,6 +54,25 @@ def test_scan_cost_runs_both_ticks_and_explains_their_queries(merchant, account,
     assert set(last["plans"]) == {"sweep: due", "sweep: orphaned", "reconcile: pending"}
     assert all(plan["plan"] for plan in last["plans"].values())
     assert result["ratios"]["sweep_tick"] > 0
+
+
+@pytest.mark.django_db
+def test_prune_cost_deletes_whole_batches_and_keeps_what_must_stay(merchant):
+    """At toy sizes (100 then 1,000 prunable notifications, two attempts each) every batch
+    deletes exactly its size with its attempts, every undelivered or recent row stays, the
+    selection has an index plan, and the report shows the table and its targets."""
+    result = prune.run(app_id=merchant.app_id, sizes=[100, 1000], batch_size=10, batches=2)
+
+    first, last = result["steps"]
+    assert first["rows"] == {"prunable": 100, "kept": 3, "attempts": 200}
+    assert last["rows"] == {"prunable": 980, "kept": 30, "attempts": 1960}
+    assert last["deleted"] == {"notifications": 20, "attempts": 40}
+    assert result["full_batches"] and result["kept_survived"]
+    assert result["plans_use_indexes"], last["plan"]["plan"]
+    assert result["ratio"] > 0
+    targets = report._prune_targets(result)
+    assert [row["met"] for row in targets[1:]] == [True, True]
+    assert "6. Prune cost" in "\n".join(report._prune_lines(result))
 
 
 def test_report_writes_json_markdown_and_chart(tmp_path):

@@ -11,9 +11,19 @@ from notifications.models import Notification
 from payments.contract import EVENT_TYPES, RechargeNotificationSerializer, RechargeStatus
 from payments.services import recharge_order_cancel, recharge_order_decline, recharge_order_pay
 from tests.conftest import sign
-from tests.helpers import recharge_fields
+from tests.helpers import WEBHOOK_ID, notification_payload, recharge_fields
 
 pytestmark = pytest.mark.django_db
+
+
+def notify(body: str, *, webhook_id: str):
+    """POST ``body`` to accounts' notify endpoint, signed as payments' worker signs it."""
+    return APIClient().post(
+        "/api/accounts/notify/",
+        data=body,
+        content_type="application/json",
+        headers=sign(body, webhook_id=webhook_id),
+    )
 
 
 @pytest.mark.parametrize("finish", [recharge_order_pay, recharge_order_decline])
@@ -42,12 +52,7 @@ def test_accounts_applies_what_payments_emits(order_factory, account, recharge_f
     order = recharge_order_pay(tx_no=order.tx_no)
     notification = Notification.objects.get(subject=order.tx_no)
 
-    response = APIClient().post(
-        "/api/accounts/notify/",
-        data=notification.body,
-        content_type="application/json",
-        headers=sign(notification.body, webhook_id=notification.webhook_id),
-    )
+    response = notify(notification.body, webhook_id=notification.webhook_id)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     recharge.refresh_from_db()
@@ -63,16 +68,26 @@ def test_accounts_keeps_the_failure_reason_payments_emits(order_factory, recharg
     recharge_order_cancel(tx_no=order.tx_no)
     notification = Notification.objects.get(subject=order.tx_no)
 
-    response = APIClient().post(
-        "/api/accounts/notify/",
-        data=notification.body,
-        content_type="application/json",
-        headers=sign(notification.body, webhook_id=notification.webhook_id),
-    )
+    response = notify(notification.body, webhook_id=notification.webhook_id)
 
     assert (response.status_code, response.json()["outcome"]) == (200, "applied")
     recharge.refresh_from_db()
     assert (recharge.status, recharge.failure_reason) == (RechargeStatus.FAILED, "cancelled")
+
+
+def test_accounts_applies_a_failure_reason_it_does_not_know_however_long(recharge_factory):
+    """The contract says more failure reasons may be added: a receiver refusing one would
+    have it retried for a day and never applied. A reason longer than any today's (payments
+    stores 32 characters) fails the recharge all the same, kept bounded."""
+    recharge = recharge_factory()
+    reason = "declined_by_the_issuing_bank_risk_control"
+    body = json.dumps(notification_payload(recharge, status=200, failure_reason=reason))
+
+    response = notify(body, webhook_id=WEBHOOK_ID)
+
+    assert (response.status_code, response.json()["outcome"]) == (200, "applied")
+    recharge.refresh_from_db()
+    assert (recharge.status, recharge.failure_reason) == (RechargeStatus.FAILED, reason[:32])
 
 
 def test_the_schema_publishes_the_contract_as_one_component(client):

@@ -703,3 +703,24 @@ def test_a_notification_written_without_an_endpoint_is_adopted(
 
     assert Notification.objects.get(pk=swept.pk).endpoint_id == hinted.endpoint_id
     assert deliver(swept) == State.DELIVERED
+
+
+def test_each_attempt_records_the_headers_the_receiver_got(make_notification, receiver):
+    """The attempt row keeps the request headers as sent (for the admin's attempt log):
+    the Standard Webhooks ones, Content-Type and User-Agent, equal to what arrived; an
+    attempt that could not be signed sent nothing and records none."""
+    notification = make_notification()
+    unsigned = make_notification(sender_key="nobody")
+
+    deliver(notification)
+    deliver(unsigned)
+
+    [request] = receiver.received
+    recorded = notification.attempts.get().request_headers
+    names = ["webhook-id", "webhook-timestamp", "webhook-signature", "Content-Type", "User-Agent"]
+    assert {name: recorded[name] for name in names} == {
+        name: request.headers[name] for name in names
+    }
+    assert recorded["webhook-id"] == notification.webhook_id
+    assert SECRET not in str(recorded)
+    assert unsigned.attempts.get().request_headers == {}

@@ -221,7 +221,7 @@ def test_detail_of_unknown_tx_no_is_404(merchant_api):
     assert merchant_api.get(detail_url("20250101deadbeefdeadbeefdead")).status_code == 404
 
 
-def test_create_with_get_or_put_is_405(merchant_api):
-    """The collection only takes POST."""
-    assert merchant_api.get(CREATE_URL).status_code == 405
+def test_collection_with_put_or_delete_is_405(merchant_api):
+    """The collection takes POST (create) and GET (lookup by out_trade_no), nothing else."""
     assert merchant_api.put(CREATE_URL, BODY, format="json").status_code == 405
+    assert merchant_api.delete(CREATE_URL).status_code == 405

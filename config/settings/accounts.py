@@ -15,6 +15,17 @@ ACCOUNTS_DEFAULT_CURRENCY = env("ACCOUNTS_DEFAULT_CURRENCY", default="CNY")
 ACCOUNTS_RECONCILE_AFTER = env.float("ACCOUNTS_RECONCILE_AFTER", default=300)  # seconds pending
 ACCOUNTS_RECONCILE_INTERVAL = env.float("ACCOUNTS_RECONCILE_INTERVAL", default=60)  # seconds
 ACCOUNTS_RECONCILE_BATCH = env.int("ACCOUNTS_RECONCILE_BATCH", default=200)
+# Seconds a notification receipt (the webhook-id's idempotency record) is kept after its last
+# delivery; then the prune task deletes it. Far longer than payments' retry window (about
+# 24 h, NOTIFY_RETRY_SCHEDULE): every retry of a notification finds its receipt (a duplicate,
+# counted, a changed body under the same id refused). A delivery after that (a staff resend)
+# is still applied once only: by the recharge's status and the ledger's unique tx_no.
+ACCOUNTS_RECEIPT_RETENTION = env.float("ACCOUNTS_RECEIPT_RETENTION", default=30 * 86400)
+# Seconds between prune runs (beat), receipts deleted per batch (one transaction, a range of
+# the last_received_at index), seconds a run may spend before leaving the rest to the next.
+ACCOUNTS_PRUNE_INTERVAL = env.float("ACCOUNTS_PRUNE_INTERVAL", default=3600)
+ACCOUNTS_PRUNE_BATCH = env.int("ACCOUNTS_PRUNE_BATCH", default=1000)
+ACCOUNTS_PRUNE_BUDGET = env.float("ACCOUNTS_PRUNE_BUDGET", default=30)
 # Verified notifications on the notify endpoint, per client address ("N/min"; empty:
 # unlimited). Far above payments' own retries, which must never be throttled into failed
 # attempts.

@@ -72,6 +72,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Moments to the second with their zone wherever Django formats them (core/formats/).
+FORMAT_MODULE_PATH = ["core.formats"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "accounts:home"
@@ -99,10 +101,20 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 # Seconds an email server may take: an alert must never hang the task that sends it.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10)
 
+# Celery's routine lines (the sweeper every 2 s: core/logfilters.py) are at DEBUG unless this
+# is on: work done, warnings and errors print either way. The chaos harness turns it on, as
+# its figures count the lines.
+LOG_ROUTINE = env.bool("LOG_ROUTINE", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"routine": {"()": "core.logfilters.RoutineFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": [] if LOG_ROUTINE else ["routine"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
@@ -112,6 +124,7 @@ from .api import *  # noqa: E402, F403
 from .auth import *  # noqa: E402, F403
 from .celery import *  # noqa: E402, F403
 from .database import *  # noqa: E402, F403
+from .metrics import *  # noqa: E402, F403
 from .notifications import *  # noqa: E402, F403
 from .payments import *  # noqa: E402, F403
 from .redis import *  # noqa: E402, F403

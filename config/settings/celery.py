@@ -6,9 +6,9 @@ only carries wake-ups, so the settings favour redelivery over loss and keep the 
 
 from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
 
-from .accounts import ACCOUNTS_RECONCILE_INTERVAL
+from .accounts import ACCOUNTS_PRUNE_INTERVAL, ACCOUNTS_RECONCILE_INTERVAL
 from .env import env
-from .notifications import NOTIFY_SWEEP_INTERVAL
+from .notifications import NOTIFY_PRUNE_INTERVAL, NOTIFY_SWEEP_INTERVAL
 from .payments import PAYMENTS_EXPIRE_INTERVAL
 from .redis import DEPLOYMENT_NAMESPACE, REDIS_URL
 
@@ -88,9 +88,11 @@ CELERY_TASK_ROUTES = {
     "notifications.deliver": {"queue": "notifications"},
     "notifications.dispatch": {"queue": "notifications"},
     "notifications.sweep": {"queue": "periodic"},
+    "notifications.prune": {"queue": "periodic"},
     "notifications.announce_endpoint_disabled": {"queue": "periodic"},
     "payments.expire_stale_orders": {"queue": "periodic"},
     "accounts.reconcile_pending": {"queue": "periodic"},
+    "accounts.prune_receipts": {"queue": "periodic"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Celery's Django fixup closes every database connection before and after each task unless
@@ -121,6 +123,18 @@ PERIODIC_TASKS = [
         "name": "accounts: reconcile pending recharges",
         "task": "accounts.reconcile_pending",
         "every": ACCOUNTS_RECONCILE_INTERVAL,
+        "queue": "periodic",
+    },
+    {
+        "name": "notifications: prune delivered notifications past their retention",
+        "task": "notifications.prune",
+        "every": NOTIFY_PRUNE_INTERVAL,
+        "queue": "periodic",
+    },
+    {
+        "name": "accounts: prune notification receipts past their retention",
+        "task": "accounts.prune_receipts",
+        "every": ACCOUNTS_PRUNE_INTERVAL,
         "queue": "periodic",
     },
 ]

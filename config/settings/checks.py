@@ -9,6 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 # A random 50-character key has some 35 different characters; one repeating a few is typed.
 MIN_SECRET_KEY_LENGTH, MIN_SECRET_KEY_CHARACTERS = 50, 20
+# A bearer token a scraper sends: long enough not to be guessed (e.g. `openssl rand -hex 24`).
+MIN_METRICS_TOKEN_LENGTH = 32
 
 
 def webhook_key(secret: str) -> bytes:
@@ -59,6 +61,11 @@ def production_refusals(values: dict, *, dev: dict, network_refusal) -> list[str
                 f"NOTIFY_ALLOWED_NETWORKS: {reason}; notifications to internal addresses are "
                 "for development only"
             )
+    if len(values["METRICS_TOKEN"].strip()) < MIN_METRICS_TOKEN_LENGTH:
+        problems.append(
+            f"METRICS_TOKEN is empty or shorter than {MIN_METRICS_TOKEN_LENGTH} characters: "
+            "/metrics would be open to whoever reaches a gunicorn"
+        )
     return problems
 
 

@@ -19,3 +19,12 @@ PAYMENTS_WEBHOOK_SECRET_OVERLAP = env.float("PAYMENTS_WEBHOOK_SECRET_OVERLAP", d
 # Order creation per merchant ("N/sec|min|hour|day"; empty: unlimited). Generous: accounts'
 # reconciliation repeats creates and must never be throttled in normal operation.
 PAYMENTS_CREATE_THROTTLE_RATE = env("PAYMENTS_CREATE_THROTTLE_RATE", default="3000/min")
+# The merchant API as merchants reach it: the portal's integration guide fills it into its
+# examples. By default the payments gunicorn of this machine (the Procfile's PAYMENTS_PORT).
+PAYMENTS_API_URL = env(
+    "PAYMENTS_API_URL", default=f"http://127.0.0.1:{env.int('PAYMENTS_PORT', default=8001)}"
+)
+# The portal's presses that send again now (Resend, Recover, Re-enable) per merchant ("N/min";
+# empty: unlimited): one may name up to 100 orders or a whole endpoint's backlog, and a script
+# pressing it in a loop would crowd the merchant's own endpoint.
+PAYMENTS_PORTAL_RESEND_RATE = env("PAYMENTS_PORTAL_RESEND_RATE", default="30/min")

@@ -4,8 +4,8 @@ Everything from ``base``, then the values that must differ, and a refusal to sta
 (``ImproperlyConfigured``) on anything left at a development default or switching a
 protection off (config/settings/checks.py): DEBUG, a development, short or repetitive secret
 key, the fake demo API key or webhook secret in any spelling, no webhook secret, a ``*``
-host, a throttle switched off, a pending-recharge cap below 1, an SSRF allow-list opening any
-address the guard refuses.
+host, no or a short METRICS_TOKEN, a throttle switched off, a pending-recharge cap below 1,
+an SSRF allow-list opening any address the guard refuses.
 ``python manage.py check --deploy`` is clean with these settings.
 """
 
@@ -64,6 +64,7 @@ refuse(
             "ACCOUNTS_RECHARGE_USER_RATE": ACCOUNTS_RECHARGE_USER_RATE,  # noqa: F405
             "ACCOUNTS_RECHARGE_PENDING_MAX": ACCOUNTS_RECHARGE_PENDING_MAX,  # noqa: F405
             "NOTIFY_ALLOWED_NETWORKS": NOTIFY_ALLOWED_NETWORKS,
+            "METRICS_TOKEN": METRICS_TOKEN,  # noqa: F405
         },
         dev={
             "SECRET_KEY": DEV_SECRET_KEY,

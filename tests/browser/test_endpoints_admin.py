@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from playwright.sync_api import Page, expect
 
+from core.admin import when
 from notifications.models import Endpoint, Notification
 from tests.browser.conftest import CONTEXTS, SCREENSHOTS
 from tests.helpers import shop_notifications
@@ -107,7 +108,7 @@ def admin_log_in(page: Page, username: str, password: str) -> None:
 def banner(endpoint: Endpoint) -> str:
     return (
         f"Endpoint {ORIGIN} ({endpoint.sender_key}) is disabled since "
-        f"{endpoint.disabled_at:%Y-%m-%d %H:%M %Z}: its notifications are not being sent."
+        f"{when(endpoint.disabled_at)}: its notifications are not being sent."
     )
 
 

@@ -113,3 +113,19 @@ def test_every_changelists_own_filters_still_work(admin_client, merchant, model_
     statuses = {link: admin_client.get(url + link).status_code for link in links}
 
     assert set(statuses.values()) <= {200}, statuses
+
+
+def test_no_changelist_search_reaches_a_secret():
+    """``?q=`` searches only identifier fields: no registered admin's ``search_fields`` names
+    a secret or hash field, directly or through a relation (the Find page and the links
+    between the apps' pages rely on ``?q=``)."""
+    secrets = {field for fields in SECRET_FIELDS.values() for field in fields}
+
+    searched = [
+        (model_admin.opts.label, field)
+        for model_admin in admin.site._registry.values()
+        for field in model_admin.search_fields or ()
+    ]
+
+    assert searched  # the check is over something
+    assert not [(label, f) for label, f in searched if set(f.lstrip("=^@").split("__")) & secrets]

@@ -17,6 +17,7 @@ GOOD_ENV = {
     "ACCOUNTS_PAYMENTS_API_KEY": "sk_live_from_a_secret_store",
     "ACCOUNTS_WEBHOOK_SECRETS": "whsec_cHJvZHVjdGlvbi13ZWJob29rLXNlY3JldA==",
     "DEPLOYMENT_NAMESPACE": "pay-production",
+    "METRICS_TOKEN": "a-metrics-token-from-a-secret-store-0123",
 }
 PRINT_SETTINGS = (
     "from django.conf import settings; "
@@ -31,7 +32,7 @@ def run(args, **env_changes):
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "NOTIFY_", "DEPLOYMENT_"))
+        if not k.startswith(("DJANGO_", "NOTIFY_", "DEPLOYMENT_", "METRICS_"))
     }
     env.pop("ACCOUNTS_PAYMENTS_API_KEY", None)
     env.pop("ACCOUNTS_WEBHOOK_SECRETS", None)
@@ -65,6 +66,8 @@ def test_production_defaults_are_closed():
 
 
 REFUSALS = {
+    "no metrics token": ({"METRICS_TOKEN": None}, "METRICS_TOKEN is empty or shorter than 32"),
+    "short metrics token": ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN is empty or shorter"),
     "DEBUG on": ({"DJANGO_DEBUG": "1"}, "DEBUG is on"),
     "no secret key": ({"DJANGO_SECRET_KEY": None}, "Set the DJANGO_SECRET_KEY environment"),
     "no deployment namespace": (

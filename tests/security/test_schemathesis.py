@@ -30,6 +30,7 @@ from tests.conftest import sign
 EXAMPLES = 40  # per operation and mode: 6 runs, well under a minute in all
 OPERATIONS = [
     ("POST", "/api/payments/recharges/"),
+    ("GET", "/api/payments/recharges/"),
     ("GET", "/api/payments/recharges/{tx_no}/"),
     ("POST", "/api/accounts/notify/"),
 ]
@@ -122,7 +123,7 @@ def test_no_generated_request_gets_a_5xx(
 
 
 def test_schema_and_docs_are_served(client, db):
-    """``/api/schema/`` is OpenAPI 3 with the three operations and the bearer scheme;
+    """``/api/schema/`` is OpenAPI 3 with the four operations and the bearer scheme;
     ``/api/docs/`` is Swagger UI served with local assets (no CDN)."""
     document = client.get("/api/schema/?format=json").json()
     docs = client.get("/api/docs/").content.decode()
@@ -132,7 +133,7 @@ def test_schema_and_docs_are_served(client, db):
         operation["operationId"]
         for path in document["paths"].values()
         for operation in path.values()
-    } == {"recharge_create", "recharge_retrieve", "notify_receive"}
+    } == {"recharge_create", "recharge_lookup", "recharge_retrieve", "notify_receive"}
     assert document["components"]["securitySchemes"]["merchantApiKey"]["scheme"] == "bearer"
     notify_headers = {
         p["name"] for p in document["paths"]["/api/accounts/notify/"]["post"]["parameters"]

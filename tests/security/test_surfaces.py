@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from core.middleware import SURFACE_PATHS, SurfaceMiddleware, surface_serves
+from core.middleware import INTERNAL_PATHS, SURFACE_PATHS, SurfaceMiddleware, surface_serves
 from devstack.processes import procfile_commands
 from payments.models import RechargeOrder
 from tests.helpers import order_request
@@ -190,10 +190,14 @@ def test_the_procfile_names_each_gunicorns_surface():
 def test_the_production_front_routes_as_the_table_does():
     """deploy/nginx.conf's merchant API server passes on exactly the payments-api prefixes of
     SURFACE_PATHS and its public server refuses exactly the prefixes only that surface has,
-    so the front and the gunicorns behind it agree."""
+    and denies the internal ones (/metrics) outright, so the front and the gunicorns behind it
+    agree."""
     config = (ROOT / "deploy" / "nginx.conf").read_text()
     passed = set(re.findall(r"location (\S+) \{\s*proxy_pass http://payments_app;", config))
     refused = set(re.findall(r"location (\S+) \{\s*return 404;", config)) - {"/"}
+    denied = set(re.findall(r"location (\S+) \{\s*deny all;", config))
+    api = {prefix for prefix, surfaces in SURFACE_PATHS if "payments-api" in surfaces}
 
-    assert passed == {prefix for prefix, surfaces in SURFACE_PATHS if "payments-api" in surfaces}
+    assert passed == api - set(INTERNAL_PATHS)
     assert refused == {prefix for prefix, surfaces in SURFACE_PATHS if surfaces == {"payments-api"}}
+    assert denied == set(INTERNAL_PATHS)

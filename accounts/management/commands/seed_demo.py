@@ -10,9 +10,9 @@ from accounts.services import account_create
 
 class Command(BaseCommand):
     help = (
-        "Development only: the demo merchant (fake fixed credentials), user demo/demo with an "
-        "account and superuser admin/admin; with --users N also demo1..demoN (password "
-        "'demo'), each with an account. Idempotent."
+        "Development only: the demo merchant (fake fixed credentials) and its portal's user "
+        "shop/shop, user demo/demo with an account and superuser admin/admin; with --users N "
+        "also demo1..demoN (password 'demo'), each with an account. Idempotent."
     )
 
     def add_arguments(self, parser):
@@ -29,8 +29,16 @@ class Command(BaseCommand):
             raise CommandError("seed_demo runs only with DEBUG on (development)")
         if users < 0:
             raise CommandError("--users must be 0 or more")
-        call_command("create_merchant", "Demo wallet", dev_credentials=True, stdout=self.stdout)
         user_model = get_user_model().objects
+        if not user_model.filter(username="shop").exists():
+            user_model.create_user("shop", password="shop")
+        call_command(
+            "create_merchant",
+            "Demo wallet",
+            dev_credentials=True,
+            portal_user="shop",
+            stdout=self.stdout,
+        )
         if not user_model.filter(username="admin").exists():
             user_model.create_superuser("admin", "admin@example.com", "admin")
         demo = user_model.filter(username="demo").first() or user_model.create_user(

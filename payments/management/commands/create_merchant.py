@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from payments.models import Merchant
 from payments.services import merchant_create
 
+from .merchant_member_add import write_member
+
 
 class Command(BaseCommand):
     help = "Onboard a merchant; prints its app_id, API key and webhook secret (shown only once)."
@@ -14,7 +16,7 @@ class Command(BaseCommand):
             "--dev-credentials",
             action="store_true",
             help="Development only: use the fixed, fake demo credentials the accounts app is "
-            "configured with by default; does nothing if that merchant exists.",
+            "configured with by default; if that merchant exists, only --portal-user applies.",
         )
         parser.add_argument(
             "--allowed-host",
@@ -31,19 +33,39 @@ class Command(BaseCommand):
             metavar="URL",
             help="Where operational notifications (endpoint.disabled) go; an allowed host.",
         )
+        parser.add_argument(
+            "--portal-user",
+            metavar="USERNAME",
+            help="Also give this user the merchant's portal as admin: a new user gets a "
+            "random password, printed once; an existing one is linked.",
+        )
 
-    def handle(self, *args, name, dev_credentials, allowed_hosts=None, ops_url="", **options):
+    def handle(
+        self,
+        *args,
+        name,
+        dev_credentials,
+        allowed_hosts=None,
+        ops_url="",
+        portal_user=None,
+        **options,
+    ):
         try:
-            self._create(name, dev_credentials, allowed_hosts, ops_url)
+            merchant = self._create(name, dev_credentials, allowed_hosts, ops_url)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if portal_user:
+            write_member(self.stdout, merchant=merchant, username=portal_user, role="admin")
 
     def _create(self, name, dev_credentials, allowed_hosts, ops_url):
         if dev_credentials:
             if not settings.DEBUG:
                 raise CommandError("--dev-credentials is refused unless DEBUG is on")
-            if Merchant.objects.filter(api_key_prefix=settings.DEV_PAYMENTS_API_KEY[:16]).exists():
-                return
+            existing = Merchant.objects.filter(
+                api_key_prefix=settings.DEV_PAYMENTS_API_KEY[:16]
+            ).first()
+            if existing is not None:
+                return existing
             credentials = merchant_create(
                 name=name,
                 api_key=settings.DEV_PAYMENTS_API_KEY,
@@ -57,3 +79,4 @@ class Command(BaseCommand):
         self.stdout.write(f"api_key:        {credentials.api_key}")
         self.stdout.write(f"webhook_secret: {credentials.webhook_secret}")
         self.stdout.write("Store these now: the API key is kept only as a hash.")
+        return credentials.merchant
