@@ -9,6 +9,9 @@ never shared across a fork) with two threads of its own:
   then endpoints in turn, each within its cap), hands them to the loop, and records the
   finished ones in batches (``delivery.attempts_record``), claiming again as room frees up.
 
+A queue target's attempt is published instead (``notifications.publisher``); the first one
+also starts a third thread, the ``AckReader`` recording its subscribers' acknowledgements.
+
 Celery tasks only wake the pump (``wake``), so a task takes microseconds and a slow receiver
 never holds a Celery process: it holds one of its endpoint's few in-flight slots, at most for
 the deadline. The pump sleeps when there is nothing due; it wakes on a task, on a finished
@@ -31,6 +34,8 @@ from django.utils import timezone
 
 from . import delivery, http
 from .conf import notify_settings
+from .publisher import AckReader
+from .queues import is_queue_target
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ class Dispatcher:
         self._connection_checked = 0.0
         self._drained = False  # the last claim found less than it could take
         self._woken = False  # woken since the last claim began
+        self._acks: AckReader | None = None  # started once a queue target is published to
         self._loop_thread = threading.Thread(
             target=self._run_loop, name="notifications-loop", daemon=True
         )
@@ -103,6 +109,8 @@ class Dispatcher:
         self._wakeup.set()
 
     def stop(self, timeout: float | None = None) -> None:
+        if self._acks is not None:
+            self._acks.stop()
         self._stopping.set()
         self._wakeup.set()
         self._pump_thread.join(timeout or notify_settings.ATTEMPT_DEADLINE + 5)
@@ -214,6 +222,9 @@ class Dispatcher:
         self._drained = claimed < limit and not self._woken
 
     def _send(self, claimed: delivery.Claimed, started: datetime) -> None:
+        if self._acks is None and is_queue_target(claimed.url):
+            self._acks = AckReader()
+            self._acks.start()
         self._in_flight += 1
         future = asyncio.run_coroutine_threadsafe(
             delivery.attempt_send(self._session, claimed), self._loop
