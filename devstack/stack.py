@@ -21,7 +21,12 @@ from celery import Celery
 
 from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
 
-from .broker import environment_broker_url, rabbitmq_delete, rabbitmq_ready
+from .broker import (
+    environment_broker_url,
+    rabbitmq_delete,
+    rabbitmq_delete_notify,
+    rabbitmq_ready,
+)
 from .processes import ROOT, Process, procfile_commands, wait_for_port
 from .redis import free_port, start_redis
 
@@ -316,10 +321,13 @@ class Stack:
 
     def broker_delete(self) -> None:
         """On RabbitMQ, delete the namespace's queues (their messages with them) and
-        exchanges (``devstack.broker.rabbitmq_delete``); on Redis nothing (the harness
-        flushes its Redis instead)."""
+        exchanges (``devstack.broker.rabbitmq_delete``), the queue targets' too (accounts'
+        subscriber queue, ``rabbitmq_delete_notify``); on Redis nothing (the harness flushes
+        its Redis instead)."""
         if not self.broker_is_redis:
             rabbitmq_delete(url=self.broker_url, namespace=self.namespace)
+            names = (self.env.get("ACCOUNTS_NOTIFY_QUEUE", "accounts"),)
+            rabbitmq_delete_notify(url=self.broker_url, namespace=self.namespace, names=names)
 
     def send_deliver(self, notification_id) -> None:
         """Publish one ``notifications.deliver`` message by hand, as a duplicate would be."""
