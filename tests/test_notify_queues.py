@@ -102,6 +102,16 @@ def test_create_merchant_refuses_a_malformed_queue_name(db):
     assert not Merchant.objects.exists()
 
 
+def test_seed_demo_gives_the_demo_merchant_accounts_queue(settings, db):
+    """The development merchant may notify accounts on its queue (ACCOUNTS_NOTIFY_QUEUE),
+    so ``make run`` works with ACCOUNTS_NOTIFY_TRANSPORT=queue."""
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=StringIO())
+
+    merchant = Merchant.objects.get(api_key_prefix=settings.DEV_PAYMENTS_API_KEY[:16])
+    assert merchant.notify_queues == [settings.ACCOUNTS_NOTIFY_QUEUE]
+
+
 # --- accounts: the notify_url it asks for -------------------------------------------------
 
 
