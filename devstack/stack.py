@@ -300,6 +300,10 @@ class Stack:
         if self._control is None:
             self._control = Celery("devstack", broker=self.broker_url, set_as_current=False)
             self._control.conf.update(
+                # Celery prefers this process's CELERY_BROKER_URL to ``broker=``: a stack told
+                # to use another broker than the environment's would ping the wrong one.
+                broker_read_url=self.broker_url,
+                broker_write_url=self.broker_url,
                 task_serializer="json",
                 accept_content=["json"],
                 broker_connection_retry_on_startup=True,
