@@ -15,6 +15,7 @@ from django.conf import settings
 from kombu import Connection
 
 from accounts.models import InboundNotification, LedgerEntry, Recharge
+from audit.checks import audit
 from devstack.broker import rabbitmq_delete, rabbitmq_delete_notify
 from notifications.models import Notification
 from payments.models import Merchant
@@ -87,7 +88,7 @@ def credited(recharges) -> list[tuple[str, int]]:
 def test_paid_orders_are_credited_once_each_through_the_queue(queue_stack, customer):
     """Three orders paid: each notification targets queue://accounts, is published once,
     applied by the subscriber and acknowledged (delivered, attempt 1 succeeded); each
-    recharge credited exactly once."""
+    recharge credited exactly once, and the books check clean."""
     stack = queue_stack()
     recharges = [pay(stack, customer, amount) for amount in AMOUNTS]
 
@@ -100,6 +101,8 @@ def test_paid_orders_are_credited_once_each_through_the_queue(queue_stack, custo
         assert (attempt.succeeded, attempt.response_excerpt) == (True, "acknowledged")
     receipts = InboundNotification.objects.filter(tx_no__in=[r.tx_no for r in recharges])
     assert sorted(receipt.outcome for receipt in receipts) == ["applied"] * 3
+    report = audit()
+    assert report.clean, report.problems()
 
 
 @pytest.mark.e2e
@@ -109,7 +112,7 @@ def test_a_stopped_subscriber_is_published_to_again_and_delivered_once_it_is_bac
     """With the subscriber stopped, the paid orders' notifications are published again on
     the (scaled) ladder, unacknowledged; once it is back it consumes every copy: each
     recharge credited once, the copies counted as duplicates, every notification
-    delivered."""
+    delivered, the books clean."""
     stack = queue_stack()
     stack.stop("subscriber")
     recharges = [pay(stack, customer, amount) for amount in AMOUNTS[:2]]
@@ -130,6 +133,8 @@ def test_a_stopped_subscriber_is_published_to_again_and_delivered_once_it_is_bac
         assert notification.attempts.filter(succeeded=True).exists()
         receipt = InboundNotification.objects.get(webhook_id=notification.webhook_id)
         assert receipt.deliveries >= 2  # every copy published was applied or a duplicate
+    report = audit()
+    assert report.clean, report.problems()
 
 
 @pytest.mark.e2e
