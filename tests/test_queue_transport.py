@@ -247,6 +247,24 @@ def test_a_handler_that_raises_refuses_the_message(name):
     assert waiting(queues.acks_queue()) == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_message_taken_and_never_acknowledged_is_delivered_again(name):
+    """A consumer that takes the message and loses its connection before acking: the broker
+    puts the message back, and the next subscriber applies it."""
+    notification = create(name)
+    publish_attempt(notification)
+    with current_app.connection_for_read() as connection:
+        taken = queues.notify_queue(name)(connection.default_channel).get(no_ack=False)
+        assert taken is not None
+        assert waiting(queues.notify_queue(name)) == 0
+    # The connection is gone with the message unacknowledged.
+
+    received = []
+    subscribe_once(name, lambda body, headers: received.append(headers) or (True, ""))
+
+    assert [headers["webhook-id"] for headers in received] == [notification.webhook_id]
+
+
 # --- Recording acknowledgements ---------------------------------------------------------------
 
 
