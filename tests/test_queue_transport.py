@@ -45,16 +45,26 @@ def queue_settings(settings, deliver_apply_async):
     return settings
 
 
-@pytest.fixture
-def name():
-    """A queue name of this test's own; its queues (and the acknowledgements') are deleted
-    afterwards, messages and all."""
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    yield name
+def delete_queues(name: str) -> None:
+    """Delete subscriber ``name``'s queues and the acknowledgements', messages and all.
+    Each is declared first: kombu's Redis transport deletes only the queues its channel
+    knows the bindings of."""
     with current_app.connection_for_write() as connection:
         channel = connection.default_channel
         for queue in (queues.notify_queue(name), queues.dead_queue(name), queues.acks_queue()):
-            queue(channel).delete()
+            bound = queue(channel)
+            bound.declare()
+            bound.delete()
+
+
+@pytest.fixture
+def name():
+    """A queue name of this test's own; its queues and the acknowledgements' are empty at
+    the start and deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    delete_queues(name)
+    yield name
+    delete_queues(name)
 
 
 def create(name: str) -> Notification:

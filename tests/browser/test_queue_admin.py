@@ -8,13 +8,11 @@ afterwards); the acknowledgement is recorded through the service the worker's re
 """
 
 import pytest
-from celery import current_app
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from notifications import queues
 from notifications.delivery import attempts_record, deliveries_claim
 from notifications.models import Notification
 from notifications.publisher import QUEUED, Publisher
@@ -23,6 +21,7 @@ from payments.models import Merchant
 from payments.services import recharge_order_create, recharge_order_pay
 from tests.browser.test_endpoints_admin import admin_log_in
 from tests.helpers import order_request
+from tests.test_queue_transport import delete_queues
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,14 +61,7 @@ def acknowledged(merchant, transactional_db) -> Notification:
     publish(notification)
     notification_acknowledge(webhook_id=notification.webhook_id, number=1)
     yield notification
-    with current_app.connection_for_write() as connection:
-        channel = connection.default_channel
-        for queue in (
-            queues.notify_queue("accounts"),
-            queues.dead_queue("accounts"),
-            queues.acks_queue(),
-        ):
-            queue(channel).delete()
+    delete_queues("accounts")
 
 
 def test_staff_see_each_publication_and_its_acknowledgement(
