@@ -7,6 +7,7 @@ each test with queue names of its own, deleted afterwards. The Celery wake-ups a
 """
 
 import json
+import time
 import uuid
 
 import pytest
@@ -18,6 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from config.broker import broker_is_redis
 from notifications import queues, services
 from notifications.delivery import attempts_record, deliveries_claim, deliveries_run
+from notifications.dispatcher import Dispatcher
 from notifications.models import DeliveryAttempt, Endpoint, Notification
 from notifications.publisher import QUEUED, AckReader, Publisher, ack_body
 from notifications.retry import schedule_from_settings
@@ -273,6 +275,65 @@ def test_a_message_taken_and_never_acknowledged_is_delivered_again(name):
     subscribe_once(name, lambda body, headers: received.append(headers) or (True, ""))
 
     assert [headers["webhook-id"] for headers in received] == [notification.webhook_id]
+
+
+# --- In a worker process's dispatcher -------------------------------------------------------
+
+
+@pytest.fixture
+def dispatcher():
+    """A dispatcher of this process, stopped afterwards; ``dispatcher()`` starts it."""
+    started = []
+
+    def start() -> Dispatcher:
+        running = Dispatcher()
+        running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop(timeout=10)
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def is_delivered(notification: Notification) -> bool:
+    return Notification.objects.filter(pk=notification.pk, state=State.DELIVERED).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatcher_publishes_and_records_the_acknowledgement(name, dispatcher):
+    """A worker's dispatcher publishes a fresh queue target's notification and, once the
+    subscriber acknowledges it, records the acknowledgement itself: delivered."""
+    notification = create(name)
+    dispatcher().wake(hint=str(notification.pk))
+    assert wait_for(lambda: DeliveryAttempt.objects.filter(notification=notification).exists())
+
+    subscribe_once(name, lambda body, headers: (True, "applied"))
+
+    assert wait_for(lambda: is_delivered(notification))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dispatcher_reads_acknowledgements_from_its_start(name, dispatcher):
+    """Acknowledged while no worker read them (published by a process since gone): a new
+    worker's dispatcher records them at once, without publishing anything first."""
+    notification = create(name)
+    publish_attempt(notification)
+    subscribe_once(name, lambda body, headers: (True, "applied"))
+
+    dispatcher()
+
+    assert wait_for(lambda: is_delivered(notification))
+    assert Notification.objects.get(pk=notification.pk).attempt_count == 1
 
 
 # --- Recording acknowledgements ---------------------------------------------------------------
