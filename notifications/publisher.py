@@ -11,10 +11,10 @@ the notification is due again after the next step of its schedule: published aga
 an acknowledgement delivered it first. A publish that fails (broker down, not confirmed in
 time) is a failed attempt (``broker: …``), retried on the same schedule.
 
-Acknowledgements are read by an ``AckReader`` thread that the dispatcher starts in its
-process once it first publishes: the process that publishes is a worker that runs anyway, so
-there is no further process to deploy, and acknowledgements are recorded as fast as any
-worker is up. Several processes read them as competing consumers; each is recorded once
+Acknowledgements are read by an ``AckReader`` thread of each worker process's dispatcher
+(started where the deployment has queue targets, notifications/dispatcher.py): the workers
+run anyway, so there is no further process to deploy, and acknowledgements are recorded as
+long as any worker is up. Several processes read them as competing consumers; each is recorded once
 (``services.notification_acknowledge`` is idempotent).
 """
 
