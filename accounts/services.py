@@ -301,9 +301,17 @@ def _order_request(recharge: Recharge) -> dict:
         "account_no": recharge.account.account_no,
         "amount": recharge.amount,
         "currency": recharge.currency,
-        "notify_url": base + reverse("accounts:notify"),
+        "notify_url": _notify_url(base),
         "return_url": base + return_path,
     }
+
+
+def _notify_url(base: str) -> str:
+    """Where payments should notify us: our notify API, or with ``ACCOUNTS_NOTIFY_TRANSPORT``
+    ``queue`` our queue (scheme 1, accounts/queue_receiver.py)."""
+    if settings.ACCOUNTS_NOTIFY_TRANSPORT == "queue":
+        return f"queue://{settings.ACCOUNTS_NOTIFY_QUEUE}"
+    return base + reverse("accounts:notify")
 
 
 def _check_agrees(recharge: Recharge, result: dict) -> None:

@@ -44,6 +44,9 @@ def run(args) -> int:
         # Not waited for: a ping needs the namespace, which the product derives unless set.
         stack.launch("worker")
         stack.launch("beat")
+        # The Procfile's subscriber only where accounts takes its notifications from the queue.
+        if stack.env.get("ACCOUNTS_NOTIFY_TRANSPORT") == "queue":
+            stack.launch("subscriber")
         return stack.wait_for_exit()
     except KeyboardInterrupt:
         return 0

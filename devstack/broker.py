@@ -78,3 +78,19 @@ def rabbitmq_delete(*, url: str, namespace: str) -> None:
             channel.queue_delete(queue.name)
         for exchange in exchanges:
             channel.exchange_delete(exchange)
+
+
+def rabbitmq_delete_notify(*, url: str, namespace: str, names: tuple[str, ...]) -> None:
+    """Delete the namespace's queue-target queues (notifications/queues.py, under the
+    ``<namespace>.`` prefix the product gives them on RabbitMQ): each of ``names``' queue and
+    its dead letters, the acknowledgements' queue, and their exchange; durable, they would
+    outlive the run."""
+    prefix = f"{namespace}.notify"
+    queues = [f"{prefix}.acks"]
+    for name in names:
+        queues += [f"{prefix}.{name}", f"{prefix}.{name}.dead"]
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT) as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            channel.queue_delete(queue)
+        channel.exchange_delete(prefix)

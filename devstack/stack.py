@@ -21,7 +21,12 @@ from celery import Celery
 
 from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
 
-from .broker import environment_broker_url, rabbitmq_backlog, rabbitmq_delete
+from .broker import (
+    environment_broker_url,
+    rabbitmq_backlog,
+    rabbitmq_delete,
+    rabbitmq_delete_notify,
+)
 from .processes import ROOT, Process, procfile_commands, wait_for_port
 from .redis import free_port, start_redis
 
@@ -294,6 +299,10 @@ class Stack:
         if self._control is None:
             self._control = Celery("devstack", broker=self.broker_url, set_as_current=False)
             self._control.conf.update(
+                # Celery prefers this process's CELERY_BROKER_URL to ``broker=``: a stack told
+                # to use another broker than the environment's would ping the wrong one.
+                broker_read_url=self.broker_url,
+                broker_write_url=self.broker_url,
                 task_serializer="json",
                 accept_content=["json"],
                 broker_connection_retry_on_startup=True,
@@ -315,10 +324,13 @@ class Stack:
 
     def broker_delete(self) -> None:
         """On RabbitMQ, delete the namespace's queues (their messages with them) and
-        exchanges (``devstack.broker.rabbitmq_delete``); on Redis nothing (the harness
-        flushes its Redis instead)."""
+        exchanges (``devstack.broker.rabbitmq_delete``), the queue targets' too (accounts'
+        subscriber queue, ``rabbitmq_delete_notify``); on Redis nothing (the harness flushes
+        its Redis instead)."""
         if not self.broker_is_redis:
             rabbitmq_delete(url=self.broker_url, namespace=self.namespace)
+            names = (self.env.get("ACCOUNTS_NOTIFY_QUEUE", "accounts"),)
+            rabbitmq_delete_notify(url=self.broker_url, namespace=self.namespace, names=names)
 
     def send_deliver(self, notification_id) -> None:
         """Publish one ``notifications.deliver`` message by hand, as a duplicate would be."""

@@ -13,6 +13,13 @@ DEFAULTS = {
     # "wechat" (WeChat Pay's ladder) or an explicit ladder such as "15s,30s,3m,1h"
     # (notifications/retry.py).
     "RETRY_SCHEDULE": "exponential",
+    # The schedule of queue targets (``queue://<name>``, notifications/queues.py): how long
+    # to wait for a subscriber's acknowledgement before publishing again. "queue" is the
+    # seeds' scheme-1 ladder, 1m, 5m, 10m, 30m, 1h, 2h, 5h, 10h; any RETRY_SCHEDULE value.
+    "QUEUE_RETRY_SCHEDULE": "queue",
+    # What every queue and exchange name of queue targets starts with: the project sets the
+    # deployment's namespace where the broker has no key prefix of its own (RabbitMQ).
+    "QUEUE_PREFIX": "",
     # Multiplies every delay and the window: 0.001 runs a 24 h schedule in about 90 s.
     "TIME_SCALE": 1.0,
     # ± fraction of each delay, so a receiver that comes back is not hit by everyone at once.

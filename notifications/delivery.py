@@ -35,6 +35,8 @@ from . import circuit, http, metrics, signing
 from .conf import notify_settings
 from .endpoints import notifications_adopt
 from .models import DeliveryAttempt, Endpoint, Notification
+from .publisher import message_headers, publisher
+from .queues import is_queue_target
 from .retry import schedule_from_settings
 from .secrets import sender_secrets
 
@@ -242,9 +244,12 @@ def _prepared(notification: Notification, now: datetime) -> Claimed:
 
 
 async def attempt_send(session, claimed: Claimed) -> http.PostResult:
-    """Send one claimed attempt (an unsigned one fails without a request)."""
+    """Send one claimed attempt (an unsigned one fails without a request): POST it, or for a
+    queue target publish it on this process's publisher thread (notifications/publisher.py)."""
     if claimed.headers is None:
         return http.PostResult(None, "", claimed.sign_error, 0)
+    if is_queue_target(claimed.url):
+        return await asyncio.wrap_future(publisher().submit(claimed))
     return await http.post(
         session,
         claimed.url,
@@ -271,7 +276,9 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
     now = timezone.now()
     outcomes = defaultdict(list)  # endpoint id → succeeded, per attempt it was sent
     for claimed, result, _ in results:
-        if claimed.headers is not None:  # an unsigned attempt never reached the endpoint
+        # An unsigned attempt never reached the endpoint; a queue target has no circuit (a
+        # publish succeeds or fails with the broker, which every target shares).
+        if claimed.headers is not None and not is_queue_target(claimed.url):
             outcomes[claimed.endpoint_id].append(result.ok)
     with transaction.atomic():
         endpoints = Endpoint.objects.select_for_update().filter(pk__in=outcomes).order_by("pk")
@@ -307,14 +314,19 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
 
 
 def _attempt_row(claimed: Claimed, result: http.PostResult, started: datetime):
+    if not claimed.headers:  # an unsigned attempt sent nothing: no headers to show
+        sent = {}
+    elif is_queue_target(claimed.url):
+        sent = message_headers(claimed.headers, number=claimed.number)
+    else:
+        sent = http.headers_sent(claimed.headers)
     return DeliveryAttempt(
         notification_id=claimed.notification_id,
         number=claimed.number,
         started_at=started,
         duration_ms=result.duration_ms,
         status_code=result.status_code,
-        # An unsigned attempt sent nothing: no headers to show.
-        request_headers=http.headers_sent(claimed.headers) if claimed.headers else {},
+        request_headers=sent,
         response_excerpt=result.excerpt,
         error=result.error,
         succeeded=result.ok,
@@ -333,7 +345,11 @@ def _move_on(results: list, now: datetime) -> list[Recorded]:
     moves = {}
     for claimed, result, _ in results:
         fields = next_state(
-            created_at=claimed.created_at, number=claimed.number, result=result, now=now
+            created_at=claimed.created_at,
+            number=claimed.number,
+            result=result,
+            now=now,
+            queue=is_queue_target(claimed.url),
         )
         fields.update(last_status_code=result.status_code, last_error=result.error)
         moves[claimed.notification_id] = (claimed.number, fields)
@@ -387,16 +403,21 @@ def _update_claimed(moves: dict) -> set:
     return {meta.pk.to_python(value) for (value,) in returned}
 
 
-def next_state(*, created_at: datetime, number: int, result, now: datetime) -> dict:
+def next_state(
+    *, created_at: datetime, number: int, result, now: datetime, queue: bool = False
+) -> dict:
     """The notification's new fields after attempt ``number`` (a ``PostResult``, or None for
-    an attempt lost with its worker): delivered, its next attempt due, or exhausted.
+    an attempt lost with its worker): delivered, its next attempt due, or exhausted. A queue
+    target (``queue``) follows ``NOTIFY_QUEUE_RETRY_SCHEDULE``: after a publish the broker
+    accepted, its next attempt is the publication again should no acknowledgement come
+    first (notifications/publisher.py).
 
     A 429 or 503 with ``Retry-After`` moves the next attempt to that time, kept within
     [1×, 2×] the scheduled delay (as Svix does) and never past the retry window.
     """
     if result is not None and result.ok:
         return {"state": State.DELIVERED, "delivered_at": now, "claimed_at": None}
-    schedule = schedule_from_settings()
+    schedule = schedule_from_settings(queue=queue)
     due = schedule.next_attempt_at(attempts_made=number, created_at=created_at, now=now)
     if due is None:
         return {"state": State.EXHAUSTED, "claimed_at": None}

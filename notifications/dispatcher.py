@@ -9,6 +9,10 @@ never shared across a fork) with two threads of its own:
   then endpoints in turn, each within its cap), hands them to the loop, and records the
   finished ones in batches (``delivery.attempts_record``), claiming again as room frees up.
 
+A queue target's attempt is published instead (``notifications.publisher``), and a third
+thread, the ``AckReader``, records its subscribers' acknowledgements: started on the pump's
+first turn when the deployment has queue targets at all, else with the first publication.
+
 Celery tasks only wake the pump (``wake``), so a task takes microseconds and a slow receiver
 never holds a Celery process: it holds one of its endpoint's few in-flight slots, at most for
 the deadline. The pump sleeps when there is nothing due; it wakes on a task, on a finished
@@ -29,8 +33,10 @@ from datetime import datetime
 from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connections
 from django.utils import timezone
 
-from . import delivery, http
+from . import delivery, http, selectors
 from .conf import notify_settings
+from .publisher import AckReader
+from .queues import is_queue_target
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,8 @@ class Dispatcher:
         self._connection_checked = 0.0
         self._drained = False  # the last claim found less than it could take
         self._woken = False  # woken since the last claim began
+        self._acks: AckReader | None = None  # reads acknowledgements once queue targets exist
+        self._acks_looked = False  # whether the first turn looked for queue targets
         self._loop_thread = threading.Thread(
             target=self._run_loop, name="notifications-loop", daemon=True
         )
@@ -103,6 +111,8 @@ class Dispatcher:
         self._wakeup.set()
 
     def stop(self, timeout: float | None = None) -> None:
+        if self._acks is not None:
+            self._acks.stop()
         self._stopping.set()
         self._wakeup.set()
         self._pump_thread.join(timeout or notify_settings.ATTEMPT_DEADLINE + 5)
@@ -136,6 +146,12 @@ class Dispatcher:
     def _turn(self) -> None:
         """One turn: collect finished requests, record them when due, claim and send more,
         then wait for the next reason to look again."""
+        if not self._acks_looked:
+            # At once, not with the first publication: acknowledgements of what an earlier
+            # process published (before a deploy) would otherwise wait for a publication.
+            if selectors.queue_endpoints_exist():
+                self._acks_start()
+            self._acks_looked = True
         self._collect()
         if self._unrecorded and self._record_due():
             self._record()
@@ -214,6 +230,8 @@ class Dispatcher:
         self._drained = claimed < limit and not self._woken
 
     def _send(self, claimed: delivery.Claimed, started: datetime) -> None:
+        if self._acks is None and is_queue_target(claimed.url):
+            self._acks_start()
         self._in_flight += 1
         future = asyncio.run_coroutine_threadsafe(
             delivery.attempt_send(self._session, claimed), self._loop
@@ -228,6 +246,10 @@ class Dispatcher:
             self._wakeup.set()
 
         future.add_done_callback(finished)
+
+    def _acks_start(self) -> None:
+        self._acks = AckReader()
+        self._acks.start()
 
     def _take_hints(self) -> list:
         hints = []

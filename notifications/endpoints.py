@@ -3,15 +3,19 @@
 from urllib.parse import urlsplit
 
 from .models import Endpoint, Notification
+from .queues import is_queue_target
 
 
 def origin_of(url: str) -> str:
     """``scheme://host:port`` of an http(s) URL, lower-cased, the port always written:
-    ``https://Shop.example/notify`` → ``https://shop.example:443``. Raises ``ValueError``."""
+    ``https://Shop.example/notify`` → ``https://shop.example:443``; a queue target
+    (``queue://accounts``, notifications/queues.py) is its own. Raises ``ValueError``."""
+    if is_queue_target(url):
+        return url
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL with a host: {url!r}")
+        raise ValueError(f"not an http(s) URL with a host, nor a queue target: {url!r}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{scheme}://{host}:{parts.port or (443 if scheme == 'https' else 80)}"
 

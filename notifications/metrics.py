@@ -2,7 +2,8 @@
 attempts are recorded, and gauges computed from the database at scrape time.
 
 - ``notifications_attempts_total{outcome, kind}``: attempts recorded; ``outcome`` is
-  ``delivered`` or ``failed``, ``kind`` what happened (``attempt_kind``).
+  ``delivered``, ``failed`` or ``queued`` (published to a queue target, its acknowledgement
+  awaited: notifications/publisher.py), ``kind`` what happened (``attempt_kind``).
 - ``notifications_attempt_duration_seconds``: how long attempts took.
 - ``notifications_backlog{state}``, ``notifications_due``,
   ``notifications_oldest_due_age_seconds``, ``notifications_endpoints{state}``: computed by
@@ -62,6 +63,7 @@ _ERROR_KINDS = (
     ("not sent: cannot sign", "unsigned"),
     ("not sent", "not_sent"),
     ("request error", "request_error"),
+    ("broker", "broker_error"),
 )
 
 
@@ -69,9 +71,12 @@ def attempt_kind(*, status_code: int | None, error: str) -> str:
     """What happened, in a few values: the HTTP status class (``2xx`` … ``5xx``) when a
     response came, else the error's kind (``timeout``, ``connect_error``,
     ``refused_destination`` by the SSRF guard, ``unsigned``, ``not_sent``,
-    ``request_error``), else ``other``."""
+    ``request_error``, ``broker_error`` for a queue target's failed publish), ``queued`` for
+    a queue target's publish (no status, no error), else ``other``."""
     if status_code is not None:
         return f"{status_code // 100}xx"
+    if not error:
+        return "queued"
     for prefix, kind in _ERROR_KINDS:
         if error.startswith(prefix):
             return kind
@@ -83,7 +88,8 @@ def attempts_observe(results) -> None:
     (``delivery.attempts_record``). Called once their batch has committed."""
     for _, result, _ in results:
         kind = attempt_kind(status_code=result.status_code, error=result.error)
-        ATTEMPTS.labels("delivered" if result.ok else "failed", kind).inc()
+        outcome = "delivered" if result.ok else "queued" if kind == "queued" else "failed"
+        ATTEMPTS.labels(outcome, kind).inc()
         attempt_duration().observe(result.duration_ms / 1000)
 
 

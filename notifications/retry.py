@@ -9,6 +9,10 @@ the attempt falls inside the window. ``NOTIFY_RETRY_SCHEDULE`` selects it:
 - ``"wechat"``: WeChat Pay's documented notification ladder (Pay API v3, "支付结果通知":
   15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h, 24h4m in all), window 27 h
   so that even +10 % jitter on every step keeps its last attempt.
+- ``"queue"``: the seeds' scheme-1 ladder for queue targets (1m, 5m, 10m, 30m, 1h, 2h, 5h,
+  10h: 18 h 46 min in all), window 21 h so that +10 % jitter on every step keeps its last
+  publication. Queue targets (``queue://<name>``) follow ``NOTIFY_QUEUE_RETRY_SCHEDULE``
+  (default ``"queue"``), HTTP targets ``NOTIFY_RETRY_SCHEDULE``.
 - an explicit ladder such as ``"15s,30s,3m,1h"``; no window beyond the ladder itself (a
   window of exactly the ladder's sum would drop its last step, since attempts take time).
 
@@ -28,6 +32,9 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
 WECHAT_LADDER = "15s,15s,30s,3m,10m,20m,30m,30m,30m,60m,3h,3h,3h,6h,6h"
+QUEUE_LADDER = "1m,5m,10m,30m,1h,2h,5h,10h"
+# Named ladders and their windows (seconds, unscaled).
+NAMED_LADDERS = {"wechat": (WECHAT_LADDER, 27 * 3600), "queue": (QUEUE_LADDER, 21 * 3600)}
 
 
 def parse_duration(text: str) -> float:
@@ -80,15 +87,16 @@ class RetrySchedule:
         return created_at + timedelta(seconds=self.window * self.scale)
 
 
-def schedule_from_settings() -> RetrySchedule:
-    """The schedule the settings name. Raises ``ValueError`` on a malformed ladder."""
-    name = notify_settings.RETRY_SCHEDULE.strip()
+def schedule_from_settings(*, queue: bool = False) -> RetrySchedule:
+    """The schedule the settings name: ``NOTIFY_RETRY_SCHEDULE``, or for a queue target
+    (``queue``) ``NOTIFY_QUEUE_RETRY_SCHEDULE``. Raises ``ValueError`` on a malformed ladder."""
+    setting = notify_settings.QUEUE_RETRY_SCHEDULE if queue else notify_settings.RETRY_SCHEDULE
+    name = setting.strip()
     if name == "exponential":
         delays, window = exponential_ladder(base=15, factor=2, cap=4 * 3600, retries=14), 86400
     else:
-        ladder = WECHAT_LADDER if name == "wechat" else name
+        ladder, window = NAMED_LADDERS.get(name, (name, None))
         delays = tuple(parse_duration(step) for step in ladder.split(","))
-        window = 27 * 3600 if name == "wechat" else None
     if notify_settings.RETRY_WINDOW is not None:
         window = notify_settings.RETRY_WINDOW
     return RetrySchedule(

@@ -10,6 +10,7 @@ from core.search import MATCHES_PER_SEARCHER, Match
 
 from .conf import notify_settings
 from .models import Endpoint, Notification
+from .queues import SCHEME as QUEUE_SCHEME
 
 _WEBHOOK_ID = re.compile(r"msg_([0-9a-fA-F]{32})")
 
@@ -25,6 +26,12 @@ def notifications_due_count(*, now: datetime, up_to: int) -> int:
         serveable, state=Notification.State.PENDING, next_attempt_at__lte=now
     )
     return len(due.values_list("pk", flat=True)[:up_to])
+
+
+def queue_endpoints_exist() -> bool:
+    """Whether any notification was ever meant for a queue target (``queue://<name>``): then
+    a worker process reads acknowledgements from its start (notifications/dispatcher.py)."""
+    return Endpoint.objects.filter(origin__startswith=QUEUE_SCHEME).exists()
 
 
 def notifications_orphaned(*, now: datetime) -> QuerySet:

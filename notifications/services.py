@@ -22,6 +22,7 @@ from .delivery import next_state
 from .endpoints import endpoint_id_for, notifications_adopt
 from .envelope import envelope_body
 from .models import DeliveryAttempt, Endpoint, Notification
+from .queues import is_queue_target
 
 logger = logging.getLogger(__name__)
 State = Notification.State
@@ -35,7 +36,8 @@ def notification_create(
 
     The body is frozen here, ``data`` in the envelope (``notifications.envelope``), and sent
     unchanged on every attempt. ``data`` must be JSON-serialisable (money as int minor units).
-    Raises ``ValueError`` for a ``target_url`` without an http(s) origin.
+    ``target_url`` is an http(s) URL, or ``queue://<name>`` to publish it for subscriber
+    ``name`` instead (notifications/queues.py). Raises ``ValueError`` for any other.
     """
     now = timezone.now()
     notification = Notification(
@@ -214,7 +216,13 @@ def _release_orphan(notification: Notification, now) -> int:
         "error": "abandoned: no result recorded (worker lost)",
         "succeeded": False,
     }
-    fields = next_state(created_at=notification.created_at, number=number, result=None, now=now)
+    fields = next_state(
+        created_at=notification.created_at,
+        number=number,
+        result=None,
+        now=now,
+        queue=is_queue_target(notification.target_url),
+    )
     fields.update(last_status_code=None, last_error=attempt["error"])
     with transaction.atomic():
         # The row first, as a worker recording a late result locks it first (then inserts
@@ -228,3 +236,48 @@ def _release_orphan(notification: Notification, now) -> int:
             notification=notification, number=number, defaults=attempt
         )
         return claim.update(**fields)
+
+
+ACKNOWLEDGED = "acknowledged"
+
+
+def notification_acknowledge(*, webhook_id: str, number: int) -> str:
+    """Record a subscriber's acknowledgement of attempt ``number`` of a queue target's
+    notification (scheme 1, ``notifications.publisher``): the attempt row succeeded
+    (``response_excerpt`` "acknowledged"), the notification delivered unless it already is,
+    from any state (an acknowledgement of an earlier publication still delivers, even after
+    the window closed). Not the endpoint's health: queue targets have no circuit.
+
+    Returns ``"delivered"``; ``"duplicate"`` when it already was (the attempt row is marked
+    all the same); ``"unknown"`` for a notification this database does not have (pruned,
+    or another deployment's: logged and dropped); ``"early"`` while attempt ``number`` is
+    still claimed and unrecorded (the caller tries again shortly: recording it would
+    overwrite the acknowledgement).
+    """
+    notification_id = selectors.notification_id_from_webhook_id(webhook_id)
+    now = timezone.now()
+    with transaction.atomic():
+        # The row before its attempts, the order every writer locks them in.
+        row = (
+            Notification.objects.select_for_update()
+            .filter(pk=notification_id)
+            .values("state", "attempt_count")
+            .first()
+            if notification_id is not None
+            else None
+        )
+        if row is None:
+            logger.warning("acknowledgement of unknown notification %s dropped", webhook_id)
+            return "unknown"
+        if row["state"] == State.SENDING and row["attempt_count"] == number:
+            return "early"
+        DeliveryAttempt.objects.filter(notification_id=notification_id, number=number).update(
+            succeeded=True, response_excerpt=ACKNOWLEDGED
+        )
+        if row["state"] == State.DELIVERED:
+            return "duplicate"
+        Notification.objects.filter(pk=notification_id).update(
+            state=State.DELIVERED, delivered_at=now, last_error="", claimed_at=None
+        )
+    logger.info("notification %s acknowledged (attempt %s)", webhook_id, number)
+    return "delivered"

@@ -38,6 +38,14 @@ class Merchant(models.Model):
         help_text="Where operational notifications go (endpoint.disabled), signed like the "
         "others; an allowed host, like notify_url. Empty: none are sent.",
     )
+    notify_queues = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text="Queue names the merchant's notify_url may name as queue://<name> (an "
+        "internal system consuming its notifications from the broker, scheme 1); given by "
+        "staff (create_merchant --notify-queue). Empty: HTTP notify URLs only.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

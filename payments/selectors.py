@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from core.search import MATCHES_PER_SEARCHER, Match
 from notifications.netguard import url_refusal
+from notifications.queues import SCHEME as QUEUE_SCHEME
+from notifications.queues import queue_name
 from notifications.selectors import (
     notification_latest_state,
     notification_subjects_exhausted,
@@ -71,7 +73,12 @@ def merchant_url_refusal(*, merchant: Merchant, url: str, notify: bool) -> str |
     A notify_url must also pass the SSRF guard: a literal or resolved address in a loopback,
     private, link-local, multicast or metadata range is refused unless
     ``NOTIFY_ALLOWED_NETWORKS`` names it (checked again when each notification is sent).
+
+    A notify_url may instead be ``queue://<name>`` (scheme 1: published on the broker for an
+    internal subscriber), for a ``name`` among the merchant's ``notify_queues`` only.
     """
+    if url.startswith(QUEUE_SCHEME):
+        return _queue_refusal(merchant=merchant, url=url, notify=notify)
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
@@ -89,6 +96,17 @@ def merchant_url_refusal(*, merchant: Merchant, url: str, notify: bool) -> str |
         reason = url_refusal(url)
         if reason:
             return f"Refused destination: {reason}."
+    return None
+
+
+def _queue_refusal(*, merchant: Merchant, url: str, notify: bool) -> str | None:
+    if not notify:
+        return "Must be an http:// or https:// URL."
+    name = queue_name(url)
+    if name is None:
+        return "A queue notify_url is queue://<name>, the name 1-40 of a-z, 0-9 or -."
+    if name not in merchant.notify_queues:
+        return f"Queue {name!r} is not among this merchant's notify queues."
     return None
 
 

@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from core.money import MinorUnitsField
+from notifications.queues import SCHEME as QUEUE_SCHEME
 
 from .contract import EXAMPLE_OUT_TRADE_NO, EXAMPLE_RESULT, EXAMPLE_TX_NO, RechargeResultSerializer
 from .selectors import merchant_url_refusal
@@ -39,6 +40,15 @@ def out_trade_no_field() -> serializers.RegexField:
     )
 
 
+class NotifyUrlField(serializers.URLField):
+    """An http(s) URL, or a ``queue://<name>`` target, which Django's URL validator would
+    refuse for its scheme: ``merchant_url_refusal`` checks that one (and the others) instead."""
+
+    def run_validators(self, value):
+        if not value.startswith(QUEUE_SCHEME):
+            super().run_validators(value)
+
+
 @extend_schema_serializer(
     examples=[
         OpenApiExample(
@@ -63,10 +73,11 @@ class RechargeCreateInputSerializer(serializers.Serializer):
     currency = serializers.ChoiceField(
         choices=(), help_text="ISO 4217, one of PAYMENTS_CURRENCIES."
     )
-    notify_url = serializers.URLField(
+    notify_url = NotifyUrlField(
         max_length=512,
         help_text="Where notifications are POSTed: http(s), a host among the merchant's "
-        "allowed hosts, not resolving to a private, loopback or metadata address.",
+        "allowed hosts, not resolving to a private, loopback or metadata address. Or "
+        "queue://<name> for an internal subscriber, a queue staff gave the merchant.",
     )
     return_url = serializers.URLField(
         max_length=512,

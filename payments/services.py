@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.queues import NAME as QUEUE_NAME
 from notifications.selectors import notifications_for_subject
 from notifications.services import notification_create, notification_resend
 
@@ -54,15 +55,19 @@ def merchant_create(
     webhook_secret: str | None = None,
     allowed_hosts: list[str] | None = None,
     ops_url: str = "",
+    notify_queues: list[str] | None = None,
 ) -> MerchantCredentials:
     """Onboard a merchant with fresh credentials (or given ones, for the development seed).
 
     ``allowed_hosts`` are the hosts its notify_url and return_url may name; by default
     ``PAYMENTS_DEFAULT_ALLOWED_HOSTS`` (development: the local demo's; production: none, so
     they must be given). ``ops_url`` (optional) receives operational notifications such as
-    ``endpoint.disabled``, under notify_url's rules. Raises ``ValueError`` for an empty or
-    malformed host list or a refused ops URL.
+    ``endpoint.disabled``, under notify_url's rules. ``notify_queues`` are the queue names
+    its notify_url may name as ``queue://<name>`` (scheme 1; default none). Raises
+    ``ValueError`` for an empty or malformed host list, a refused ops URL or a malformed
+    queue name.
     """
+    queue_names = notify_queues_normalize(notify_queues or [])
     if allowed_hosts is None:
         allowed_hosts = settings.PAYMENTS_DEFAULT_ALLOWED_HOSTS
     hosts = allowed_hosts_normalize(allowed_hosts)
@@ -82,8 +87,19 @@ def merchant_create(
         webhook_secret=webhook_secret,
         allowed_hosts=hosts,
         ops_url=ops_url,
+        notify_queues=queue_names,
     )
     return MerchantCredentials(merchant, api_key, webhook_secret)
+
+
+def notify_queues_normalize(names: list[str]) -> list[str]:
+    """Queue names as stored: stripped, duplicates dropped, in order. Raises ``ValueError``
+    for one that is not 1-40 of a-z, 0-9 or -."""
+    normalized = list(dict.fromkeys(name.strip() for name in names))
+    for name in normalized:
+        if not QUEUE_NAME.match(name):
+            raise ValueError(f"queue name {name!r}: use 1-40 lower-case letters, digits or -")
+    return normalized
 
 
 _LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"

@@ -1,6 +1,10 @@
 """accounts: a merchant of payments, reached over HTTP only; its credentials, public URL and
 reconciliation."""
 
+import re
+
+from django.core.exceptions import ImproperlyConfigured
+
 from .env import env
 
 ACCOUNTS_PAYMENTS_API_URL = env("ACCOUNTS_PAYMENTS_API_URL", default="http://127.0.0.1:8001")
@@ -47,3 +51,18 @@ ACCOUNTS_RECHARGE_USER_RATE = env("ACCOUNTS_RECHARGE_USER_RATE", default="10/min
 # the rate above would still pile up open orders at payments. Unpaid ones expire after
 # payments' PAYMENTS_ORDER_TTL (30 min), freeing a place.
 ACCOUNTS_RECHARGE_PENDING_MAX = env.int("ACCOUNTS_RECHARGE_PENDING_MAX", default=5)
+# How payments notifies us: "http" POSTs to our notify API (scheme 2, the default); "queue"
+# publishes on the broker for our subscriber (scheme 1: the Procfile's ``subscriber``, run
+# only then), to queue ``ACCOUNTS_NOTIFY_QUEUE``, which payments must have allowed our
+# merchant (``create_merchant --notify-queue``). Same verification and apply either way.
+ACCOUNTS_NOTIFY_TRANSPORT = env("ACCOUNTS_NOTIFY_TRANSPORT", default="http")
+ACCOUNTS_NOTIFY_QUEUE = env("ACCOUNTS_NOTIFY_QUEUE", default="accounts")
+if ACCOUNTS_NOTIFY_TRANSPORT not in ("http", "queue"):
+    raise ImproperlyConfigured(
+        f"ACCOUNTS_NOTIFY_TRANSPORT must be 'http' or 'queue'; got {ACCOUNTS_NOTIFY_TRANSPORT!r}"
+    )
+if not re.fullmatch(r"[a-z0-9-]{1,40}", ACCOUNTS_NOTIFY_QUEUE):
+    raise ImproperlyConfigured(
+        f"ACCOUNTS_NOTIFY_QUEUE must be 1-40 lower-case letters, digits or '-'; "
+        f"got {ACCOUNTS_NOTIFY_QUEUE!r}"
+    )

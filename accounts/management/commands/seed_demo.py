@@ -37,6 +37,8 @@ class Command(BaseCommand):
             "Demo wallet",
             dev_credentials=True,
             portal_user="shop",
+            # So the demo's accounts may be notified on the queue (ACCOUNTS_NOTIFY_TRANSPORT).
+            notify_queues=[settings.ACCOUNTS_NOTIFY_QUEUE],
             stdout=self.stdout,
         )
         if not user_model.filter(username="admin").exists():

@@ -28,6 +28,14 @@ class Command(BaseCommand):
         )
 
         parser.add_argument(
+            "--notify-queue",
+            action="append",
+            dest="notify_queues",
+            metavar="NAME",
+            help="A queue its notify_url may name as queue://NAME, to be consumed by an "
+            "internal subscriber (scheme 1; repeatable).",
+        )
+        parser.add_argument(
             "--ops-url",
             default="",
             metavar="URL",
@@ -48,16 +56,17 @@ class Command(BaseCommand):
         allowed_hosts=None,
         ops_url="",
         portal_user=None,
+        notify_queues=None,
         **options,
     ):
         try:
-            merchant = self._create(name, dev_credentials, allowed_hosts, ops_url)
+            merchant = self._create(name, dev_credentials, allowed_hosts, ops_url, notify_queues)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if portal_user:
             write_member(self.stdout, merchant=merchant, username=portal_user, role="admin")
 
-    def _create(self, name, dev_credentials, allowed_hosts, ops_url):
+    def _create(self, name, dev_credentials, allowed_hosts, ops_url, notify_queues):
         if dev_credentials:
             if not settings.DEBUG:
                 raise CommandError("--dev-credentials is refused unless DEBUG is on")
@@ -71,11 +80,20 @@ class Command(BaseCommand):
                 api_key=settings.DEV_PAYMENTS_API_KEY,
                 webhook_secret=settings.DEV_WEBHOOK_SECRET,
                 allowed_hosts=allowed_hosts,
+                notify_queues=notify_queues,
             )
         else:
-            credentials = merchant_create(name=name, allowed_hosts=allowed_hosts, ops_url=ops_url)
+            credentials = merchant_create(
+                name=name,
+                allowed_hosts=allowed_hosts,
+                ops_url=ops_url,
+                notify_queues=notify_queues,
+            )
         self.stdout.write(f"app_id:         {credentials.merchant.app_id}")
         self.stdout.write(f"allowed hosts:  {', '.join(credentials.merchant.allowed_hosts)}")
+        if credentials.merchant.notify_queues:
+            queues = ", ".join(credentials.merchant.notify_queues)
+            self.stdout.write(f"notify queues:  {queues}")
         self.stdout.write(f"api_key:        {credentials.api_key}")
         self.stdout.write(f"webhook_secret: {credentials.webhook_secret}")
         self.stdout.write("Store these now: the API key is kept only as a hash.")
