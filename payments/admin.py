@@ -90,10 +90,13 @@ class MerchantAdmin(admin.ModelAdmin):
         "is_active",
         "allowed_hosts",
         "ops_url",
+        "notify_queues",
         "previous_secret_expires_at",
         "created_at",
     )
-    readonly_fields = ("app_id", "previous_secret_expires_at", "created_at")
+    # Queues are given by `create_merchant --notify-queue` (an operator's decision: the
+    # subscriber must run); shown here so staff see where such a merchant is notified.
+    readonly_fields = ("app_id", "notify_queues", "previous_secret_expires_at", "created_at")
     list_display = ("name", "app_id", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "=app_id")

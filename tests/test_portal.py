@@ -197,6 +197,17 @@ def test_the_order_page_shows_the_body_as_sent_and_every_attempt(portal, paid):
     assert ">Resend</button>" in page
 
 
+def test_a_queue_targets_notification_reads_as_published_not_posted(portal, paid):
+    """A notification to a ``queue://`` target (scheme 1) says where it was published, not
+    "POST queue://…"."""
+    Notification.objects.filter(subject=paid.tx_no).update(target_url="queue://accounts")
+
+    page = portal.get(order_url(paid.tx_no)).content.decode()
+
+    assert "Published to</dt><dd>queue://accounts" in page
+    assert "POST queue://" not in page
+
+
 def test_another_merchants_order_is_404_like_an_unknown_one(portal, foreign):
     """Another merchant's tx_no reads exactly as one that does not exist."""
     theirs = portal.get(order_url(foreign.tx_no))
