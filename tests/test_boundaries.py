@@ -1,4 +1,4 @@
-"""The apps' boundary (README "Architecture"): payments, accounts and notifications talk over
+"""The apps' boundary (README "How it is built"): payments, accounts and notifications talk over
 HTTP or the queue, and payments calls notifications' services and selectors, never another
 app's models; core, shared by all, imports no app's models."""
 
