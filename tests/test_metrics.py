@@ -261,7 +261,9 @@ def collected(collector) -> dict:
 
 def test_queue_lengths_are_read_from_the_broker(settings):
     """``recharge_queue_messages{queue}``: the length of each routed queue's list (every
-    priority's) under this deployment's namespace; ``recharge_broker_up`` 1."""
+    priority's) under this deployment's namespace; ``recharge_broker_up`` 1. (Redis as the
+    broker whichever broker the suite runs on.)"""
+    settings.CELERY_BROKER_URL, settings.BROKER_IS_REDIS = settings.REDIS_URL, True
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     prefix = f"{settings.DEPLOYMENT_NAMESPACE}:"
     keys = [f"{prefix}notifications", f"{prefix}notifications\x06\x163", f"{prefix}periodic"]
@@ -343,7 +345,7 @@ def test_an_unreachable_rabbitmq_is_up_0_and_no_lengths(settings):
 def test_an_unreachable_broker_is_up_0_and_no_lengths(client, db, settings):
     """A broker that does not answer: ``recharge_broker_up`` 0, no queue gauge, and the
     scrape still succeeds (the database gauges are there)."""
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_URL, settings.BROKER_IS_REDIS = "redis://127.0.0.1:1/0", True
 
     samples = scrape(client)
 
