@@ -1,0 +1,108 @@
+"""``python -m chaos.cluster``: the network scenarios (13-18) on a simulated cluster.
+
+    python -m chaos.cluster --only 13,14 --small --json out.json
+
+One ``devstack.cluster.Cluster`` serves every scenario of the run: its own PostgreSQL (the
+template migrated once, a fresh copy per scenario) and Redis, each scenario's processes on
+their hosts, the receiver proxy on the harness's address. ``python -m chaos`` runs this in
+a process of its own for the network scenarios it is asked for (this process's Django
+points at the cluster's database) and merges the outcomes into its table. Where namespaces
+are not available every scenario is skipped with the reason. Exit status 0 when every
+scenario ran clean or was skipped.
+"""
+
+import argparse
+import json
+import signal
+import sys
+from dataclasses import replace
+
+from devstack.cluster import Cluster, ClusterStack, unavailable
+from devstack.database import ClonedDatabase
+from devstack.proxy import FaultProxy
+from devstack.stack import django_setup
+
+from .harness import CHAOS_VAR, FULL, SMALL, Outcome, run_scenario
+from .scenarios import BY_KEY
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m chaos.cluster")
+    parser.add_argument("--only", required=True, help="comma-separated network scenario keys")
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--orders", type=int)
+    parser.add_argument("--json", metavar="PATH", required=True)
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_on_cluster(keys: list[str], *, sizes) -> list[Outcome]:
+    """Every scenario of ``keys`` on one cluster (removed at the end, whatever happens)."""
+    from .__main__ import TEMPLATE_ENV, build_template
+
+    with Cluster(log_dir=CHAOS_VAR / "logs" / "cluster") as cluster:
+        database = ClonedDatabase(
+            base_url=cluster.database_url(),
+            name="recharge_chaos",
+            sqlite_dir=CHAOS_VAR,
+            owner="the cluster run",
+        )
+        build_template(database, users=sizes.users)
+        django_setup({**TEMPLATE_ENV, "DJANGO_DEBUG": "0", "DATABASE_URL": database.url})
+
+        def make_stack(**kw):
+            return ClusterStack(cluster=cluster, **kw)
+
+        outcomes = []
+        for key in keys:
+            receiver = FaultProxy(
+                host=cluster.harness_address, upstream_host=cluster.addresses["web"]
+            )
+            outcomes.append(
+                run_scenario(
+                    BY_KEY[key],
+                    sizes=sizes,
+                    database=database,
+                    receiver=receiver,
+                    make_stack=make_stack,
+                )
+            )
+        from django.db import connections
+
+        connections.close_all()
+        return outcomes
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sizes = SMALL if args.small else FULL
+    if args.orders:
+        sizes = replace(sizes, orders=args.orders)
+    keys = [key.strip() for key in args.only.split(",") if key.strip()]
+    wrong = [key for key in keys if key not in BY_KEY or not BY_KEY[key].network]
+    if wrong:
+        print(f"not network scenarios: {', '.join(wrong)}", file=sys.stderr)
+        return 2
+    reason = unavailable()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if reason:
+            skipped = f"skipped: {reason}"
+            outcomes = [Outcome(key=k, title=BY_KEY[k].title, skipped=skipped) for k in keys]
+        else:
+            outcomes = run_on_cluster(keys, sizes=sizes)
+    except KeyboardInterrupt:
+        print("\nchaos.cluster: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    with open(args.json, "w") as out:
+        json.dump({"outcomes": [o.as_dict() for o in outcomes]}, out, indent=2)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

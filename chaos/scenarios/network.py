@@ -1,0 +1,145 @@
+"""Scenarios 13-18: the faults only a network causes, on the simulated cluster
+(``devstack.cluster``: web, worker1, worker2, beat, broker and db each a host of its own;
+the receiver proxy on the harness's address). Each runs both worker hosts, places its orders
+and, at half of them, injects its fault for ``outage`` seconds, then heals it:
+
+- 13: worker1 partitioned from the database mid-delivery (its connections hang);
+- 14: the broker (Redis) restarted, empty;
+- 15: PostgreSQL restarted (``pg_ctl restart -m fast``) mid-run;
+- 16: worker2's clock three minutes ahead for the whole run (libfaketime);
+- 17: worker1 partitioned from the broker;
+- 18: worker1 partitioned from the receiver.
+"""
+
+import time
+from collections.abc import Callable
+
+from devstack.settle import wait_until
+from devstack.shoppers import plan_orders
+
+from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
+
+SKEW = 180  # seconds worker2's clock is ahead in scenario 16: inside the 5 min signature tolerance
+
+
+def start_cluster(run: ChaosRun) -> None:
+    """web and payments on ``web``, a worker on each worker host, beat on ``beat``."""
+    began = time.monotonic()
+    stack = run.stack
+    stack.start("web", "payments")
+    for key in ("worker1", "worker2"):
+        stack.launch("worker", key=key)
+        stack.wait_ready("worker", key=key)
+    stack.start("beat")
+    run.say(f"cluster processes started in {time.monotonic() - began:.1f}s")
+
+
+def faulted_run(run: ChaosRun, *, inject: Callable, heal: Callable, seed: int) -> None:
+    """Orders placed; at half of them ``inject()``, ``outage`` seconds later ``heal()``;
+    then settle and the figures (failed attempts count as forced: the fault caused them)."""
+    from notifications.models import DeliveryAttempt
+
+    run.receiver.latency = 0.05  # a receiver answering in 50 ms: deliveries are in flight
+    start_cluster(run)
+    state = run.drive(plan_orders(run.sizes.orders, seed=seed))
+    wait_until(lambda: state.progress() >= 0.5, timeout=DRIVE_TIMEOUT, what="half the orders")
+    inject()
+    time.sleep(run.sizes.outage)
+    heal()
+    healed = time.time()
+    state.wait(timeout=DRIVE_TIMEOUT)
+    run.end_fault(max(healed, state.finished))
+    run.settle()
+    failed = DeliveryAttempt.objects.exclude(error="").exclude(error__isnull=True).count()
+    run.figures(forced=failed)
+    run.check_drive(state)
+    run.note(f"{failed} attempts failed during the fault and were made again")
+
+
+def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
+    cluster = run.stack.cluster
+    faulted_run(
+        run,
+        inject=lambda: cluster.partition(host, peer),
+        heal=lambda: cluster.heal(host, peer),
+        seed=seed,
+    )
+    run.note(f"{host} could not reach {peer} for {run.sizes.outage:.0f}s (packets dropped)")
+
+
+def worker_partitioned_from_db(run: ChaosRun) -> None:
+    """13. worker1 is cut off from the database with deliveries in flight: its queries hang
+    (no error: the packets vanish) until the partition heals; the sweeper on the other host
+    releases its stale claims after NOTIFY_CLAIM_TIMEOUT and worker2 delivers them."""
+    partition(run, "worker1", "db", seed=31)
+
+
+def broker_restarted(run: ChaosRun) -> None:
+    """14. The broker host's Redis is SIGKILLed and started again empty mid-run: queued and
+    unacknowledged messages are gone; the workers and beat reconnect, the sweeper re-sends
+    every due row."""
+    cluster = run.stack.cluster
+    faulted_run(run, inject=cluster.stop_redis, heal=cluster.start_redis, seed=32)
+    run.note("Redis (broker and cache) on the broker host killed, restarted empty")
+
+
+def postgres_restarted(run: ChaosRun) -> None:
+    """15. PostgreSQL on the db host is restarted (fast shutdown: every connection cut) in
+    the middle of the orders: pages and workers fail while it is down, then reconnect."""
+    cluster = run.stack.cluster
+    faulted_run(run, inject=cluster.restart_postgres, heal=lambda: None, seed=33)
+    run.note("PostgreSQL restarted with pg_ctl restart -m fast while orders were paid")
+
+
+def clock_skewed(run: ChaosRun) -> None:
+    """16. worker2's clock runs SKEW seconds ahead (libfaketime) for the whole run: its
+    signatures carry a future timestamp accounts still accepts (5 min tolerance), and every
+    claim and schedule is the database's time, so worker1's claims are not released early."""
+    faulted_run(run, inject=lambda: None, heal=lambda: None, seed=34)
+    clock = _worker_clock(run, "worker2")
+    run.check(
+        "worker2's clock was skewed",
+        clock is not None and SKEW - 30 < clock < SKEW + 30,
+        f"worker2 - harness = {clock}s",
+    )
+    run.note(f"worker2's clock {clock:.0f}s ahead of the others" if clock else "no clock read")
+
+
+def _worker_clock(run: ChaosRun, host: str) -> float | None:
+    """Seconds ``host``'s processes' clock is ahead of this one's, from a ``date`` run there
+    under the same libfaketime settings (None when it could not be read)."""
+    import subprocess
+
+    stack = run.stack
+    command = stack.command("worker", host).split(" celery ")[0] + " date +%s"
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=10)
+    try:
+        return float(done.stdout.strip()) - time.time()
+    except ValueError:
+        return None
+
+
+def worker_partitioned_from_broker(run: ChaosRun) -> None:
+    """17. worker1 is cut off from the broker: the messages it holds unacknowledged stay with
+    Redis (redelivered after the visibility timeout) and worker2 takes everything new."""
+    partition(run, "worker1", "broker", seed=35)
+
+
+def worker_partitioned_from_receiver(run: ChaosRun) -> None:
+    """18. worker1 cannot reach the receiver: its attempts time out (connect timeout) and
+    are retried on the schedule, by whichever worker takes them."""
+    partition(run, "worker1", "harness", seed=36)
+
+
+SCENARIOS = [
+    Scenario("13", "worker host partitioned from the database", worker_partitioned_from_db,
+             network=True),
+    Scenario("14", "broker host's Redis restarted empty", broker_restarted, network=True),
+    Scenario("15", "PostgreSQL restarted mid-run", postgres_restarted, network=True),
+    Scenario("16", "a worker host's clock 3 min ahead", clock_skewed,
+             env={"CLUSTER_FAKETIME_WORKER2": f"+{SKEW}"}, network=True),
+    Scenario("17", "worker host partitioned from the broker", worker_partitioned_from_broker,
+             network=True),
+    Scenario("18", "worker host partitioned from the receiver",
+             worker_partitioned_from_receiver, network=True),
+]  # fmt: skip
