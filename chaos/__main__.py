@@ -42,10 +42,13 @@ TEMPLATE_ENV = {
 }
 
 
-def build_template(database: ClonedDatabase, *, users: int) -> None:
-    """Create the template: migrated, the dev merchant, users demo1..``users``."""
+def build_template(database: ClonedDatabase, *, users: int, settings: dict | None = None) -> None:
+    """Create the template: migrated, the dev merchant, users demo1..``users``; ``settings``
+    on top of ``TEMPLATE_ENV`` (a cluster's hosts)."""
     database.create_template()
-    env = stack_environment({**TEMPLATE_ENV, "DATABASE_URL": database.template_url})
+    env = stack_environment(
+        {**TEMPLATE_ENV, **(settings or {}), "DATABASE_URL": database.template_url}
+    )
     log = CHAOS_VAR / "logs" / "template.log"
     manage(env, "migrate", "--noinput", log_path=log)
     manage(env, "seed_demo", "--users", str(users), log_path=log)

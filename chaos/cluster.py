@@ -50,7 +50,11 @@ def run_on_cluster(keys: list[str], *, sizes) -> list[Outcome]:
             sqlite_dir=CHAOS_VAR,
             owner="the cluster run",
         )
-        build_template(database, users=sizes.users)
+        # The dev merchant's notify_url (the proxy) and return_url (web) are on cluster hosts.
+        hosts = f"127.0.0.1,localhost,{cluster.harness_address},{cluster.addresses['web']}"
+        build_template(
+            database, users=sizes.users, settings={"PAYMENTS_DEFAULT_ALLOWED_HOSTS": hosts}
+        )
         django_setup({**TEMPLATE_ENV, "DJANGO_DEBUG": "0", "DATABASE_URL": database.url})
 
         def make_stack(**kw):

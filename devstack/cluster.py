@@ -10,9 +10,9 @@ PostgreSQL (initdb into a temporary directory, the machine's binaries) on ``db``
 private redis-server (broker and cache) on ``broker``; ``ClusterStack`` runs the Procfile's
 processes on their hosts with ``ip netns exec``.
 
-Faults: ``partition(host, peer)`` drops every packet ``host`` sends to ``peer`` (a blackhole
-route in ``host``'s namespace: established connections hang, as on a real partition, until
-``heal``); ``restart_postgres`` and ``restart_redis`` restart the servers.
+Faults: ``partition(host, peer)`` silently drops every packet ``host`` sends to ``peer``
+(established connections hang, as on a real partition, until ``heal``); ``restart_postgres``
+and ``restart_redis`` restart the servers.
 
 Everything has a name unique to the run and is removed by ``close()`` (the context manager's
 exit, also after KeyboardInterrupt): every process left in the namespaces is SIGKILLed, the
@@ -40,6 +40,7 @@ PG_BIN = Path("/usr/lib/postgresql")
 START_TIMEOUT = 30.0  # seconds PostgreSQL or Redis has to start
 # Where each Procfile process (by its key) runs.
 HOST_OF = {"web": "web", "payments": "web", "beat": "beat", "worker": "worker1"}
+NOWHERE = "02:00:00:00:00:00"  # a locally administered MAC address no interface here has
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
@@ -81,7 +82,6 @@ class Cluster:
         self.harness_address = f"{self.subnet}.1"
         self.addresses = {host: f"{self.subnet}.{i + 2}" for i, host in enumerate(HOSTS)}
         self.namespaces = {host: f"c13-{self.tag}-{host}" for host in HOSTS}
-        self.blackholes: set[tuple[str, str]] = set()
         self.pgdata: Path | None = None
         self.redis_process: subprocess.Popen | None = None
 
@@ -134,15 +134,19 @@ class Cluster:
         _ip("-n", self.switch, "link", "set", f"{link}s", "master", "br0", "up")
 
     def partition(self, host: str, peer: str) -> None:
-        """Drop every packet ``host`` sends to ``peer`` (a host, or "harness": the receiver
-        proxy and the harness) until ``heal``."""
-        _ip("-n", self.namespaces[host], "route", "add", "blackhole", f"{self._address(peer)}/32")
-        self.blackholes.add((host, peer))
+        """Silently drop every packet ``host`` sends to ``peer`` (a host, or "harness": the
+        receiver proxy and the harness) until ``heal``: ``host`` sends them to a link-layer
+        address nobody has (a permanent neighbour entry), so they vanish on the bridge and
+        connections hang as on a real partition (a blackhole route would fail them at once)."""
+        self._neighbour(host, "replace", peer, "lladdr", NOWHERE, "nud", "permanent")
 
     def heal(self, host: str, peer: str) -> None:
-        """Undo ``partition(host, peer)``."""
-        _ip("-n", self.namespaces[host], "route", "del", "blackhole", f"{self._address(peer)}/32")
-        self.blackholes.discard((host, peer))
+        """Undo ``partition(host, peer)``: the neighbour is resolved again."""
+        self._neighbour(host, "del", peer)
+
+    def _neighbour(self, host: str, action: str, peer: str, *args: str) -> None:
+        link = f"c{self.tag}-{HOSTS.index(host)}"
+        _ip("-n", self.namespaces[host], "neigh", action, self._address(peer), *args, "dev", link)
 
     def _address(self, peer: str) -> str:
         return self.harness_address if peer == "harness" else self.addresses[peer]
@@ -291,7 +295,6 @@ class ClusterStack(Stack):
                 "CELERY_BROKER_URL": cluster.redis_url,
                 "NOTIFY_ALLOWED_NETWORKS": allowed,
                 "DJANGO_ALLOWED_HOSTS": f"127.0.0.1,localhost,{self.address}",
-                "PAYMENTS_DEFAULT_ALLOWED_HOSTS": f"127.0.0.1,localhost,{self.address}",
             },
             **kw,
         )

@@ -11,13 +11,19 @@ and, at half of them, injects its fault for ``outage`` seconds, then heals it:
 - 18: worker1 partitioned from the receiver.
 """
 
+import contextlib
+import re
+import subprocess
 import time
 from collections.abc import Callable
 
-from devstack.settle import wait_until
+from devstack.settle import WaitTimeout, wait_until
 from devstack.shoppers import plan_orders
 
+from ..figures import sending_now
 from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
+
+TOOK = re.compile(r"Task (\S+)\[[^\]]+\] (?:succeeded|raised|retry)[^0-9]* in ([0-9.]+)s")
 
 SKEW = 180  # seconds worker2's clock is ahead in scenario 16: inside the 5 min signature tolerance
 
@@ -39,10 +45,13 @@ def faulted_run(run: ChaosRun, *, inject: Callable, heal: Callable, seed: int) -
     then settle and the figures (failed attempts count as forced: the fault caused them)."""
     from notifications.models import DeliveryAttempt
 
-    run.receiver.latency = 0.05  # a receiver answering in 50 ms: deliveries are in flight
+    run.receiver.latency = 0.3  # deliveries take a moment: some are in flight at the fault
     start_cluster(run)
     state = run.drive(plan_orders(run.sizes.orders, seed=seed))
     wait_until(lambda: state.progress() >= 0.5, timeout=DRIVE_TIMEOUT, what="half the orders")
+    with contextlib.suppress(WaitTimeout):  # a fault with nothing in flight still counts
+        wait_until(lambda: sending_now() > 0, timeout=10, interval=0.02)
+    in_flight = sending_now()
     inject()
     time.sleep(run.sizes.outage)
     heal()
@@ -53,10 +62,22 @@ def faulted_run(run: ChaosRun, *, inject: Callable, heal: Callable, seed: int) -
     failed = DeliveryAttempt.objects.exclude(error="").exclude(error__isnull=True).count()
     run.figures(forced=failed)
     run.check_drive(state)
-    run.note(f"{failed} attempts failed during the fault and were made again")
+    run.note(
+        f"{in_flight} attempts in flight when the fault began; {failed} attempts failed "
+        "during the fault and were made again"
+    )
+
+
+def longest_task(run: ChaosRun, host: str) -> tuple[float, str]:
+    """The longest task ``host``'s worker ran, as (seconds, task name), from its log."""
+    text = (run.log_dir / f"{host}.log").read_text(errors="replace")
+    found = [(float(seconds), name) for name, seconds in TOOK.findall(text)]
+    return max(found, default=(0.0, ""))
 
 
 def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
+    """``faulted_run`` with ``host`` cut off from ``peer``; checks that a task of ``host``'s
+    worker was held by the partition (ran for half the outage or more)."""
     cluster = run.stack.cluster
     faulted_run(
         run,
@@ -64,7 +85,14 @@ def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
         heal=lambda: cluster.heal(host, peer),
         seed=seed,
     )
+    seconds, task = longest_task(run, host)
     run.note(f"{host} could not reach {peer} for {run.sizes.outage:.0f}s (packets dropped)")
+    if peer != "broker":  # cut off from the broker, a worker runs on with what it holds
+        run.check(
+            f"the partition held a task on {host}",
+            seconds >= run.sizes.outage / 2,
+            f"longest: {task} {seconds:.1f}s",
+        )
 
 
 def worker_partitioned_from_db(run: ChaosRun) -> None:
@@ -108,8 +136,6 @@ def clock_skewed(run: ChaosRun) -> None:
 def _worker_clock(run: ChaosRun, host: str) -> float | None:
     """Seconds ``host``'s processes' clock is ahead of this one's, from a ``date`` run there
     under the same libfaketime settings (None when it could not be read)."""
-    import subprocess
-
     stack = run.stack
     command = stack.command("worker", host).split(" celery ")[0] + " date +%s"
     done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=10)
