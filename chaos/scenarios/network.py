@@ -25,6 +25,7 @@ from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
 
 TOOK = re.compile(r"Task (\S+)\[[^\]]+\] (?:succeeded|raised|retry)[^0-9]* in ([0-9.]+)s")
 
+ORDER_TTL = 20  # seconds an order may stay unpaid in scenario 15
 SKEW = 180  # seconds worker2's clock is ahead in scenario 16: inside the 5 min signature tolerance
 
 
@@ -40,9 +41,13 @@ def start_cluster(run: ChaosRun) -> None:
     run.say(f"cluster processes started in {time.monotonic() - began:.1f}s")
 
 
-def faulted_run(run: ChaosRun, *, inject: Callable, heal: Callable, seed: int) -> None:
+def faulted_run(
+    run: ChaosRun, *, inject: Callable, heal: Callable, seed: int, pages_fail: bool = False
+) -> int:
     """Orders placed; at half of them ``inject()``, ``outage`` seconds later ``heal()``;
-    then settle and the figures (failed attempts count as forced: the fault caused them)."""
+    then settle and the figures (failed attempts count as forced: the fault caused them).
+    ``pages_fail``: the fault takes the pages down too (the database): their errors are
+    noted, not failed. Returns the failed attempts."""
     from notifications.models import DeliveryAttempt
 
     run.receiver.latency = 0.3  # deliveries take a moment: some are in flight at the fault
@@ -61,11 +66,15 @@ def faulted_run(run: ChaosRun, *, inject: Callable, heal: Callable, seed: int) -
     run.settle()
     failed = DeliveryAttempt.objects.exclude(error="").exclude(error__isnull=True).count()
     run.figures(forced=failed)
-    run.check_drive(state)
+    if pages_fail:
+        run.note(f"{len(state.errors)} page requests failed during the fault (500)")
+    else:
+        run.check_drive(state)
     run.note(
         f"{in_flight} attempts in flight when the fault began; {failed} attempts failed "
         "during the fault and were made again"
     )
+    return failed
 
 
 def longest_task(run: ChaosRun, host: str) -> tuple[float, str]:
@@ -79,7 +88,7 @@ def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
     """``faulted_run`` with ``host`` cut off from ``peer``; checks that a task of ``host``'s
     worker was held by the partition (ran for half the outage or more)."""
     cluster = run.stack.cluster
-    faulted_run(
+    failed = faulted_run(
         run,
         inject=lambda: cluster.partition(host, peer),
         heal=lambda: cluster.heal(host, peer),
@@ -87,7 +96,9 @@ def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
     )
     seconds, task = longest_task(run, host)
     run.note(f"{host} could not reach {peer} for {run.sizes.outage:.0f}s (packets dropped)")
-    if peer != "broker":  # cut off from the broker, a worker runs on with what it holds
+    if peer == "harness":  # its requests time out (connect timeout): failed attempts
+        run.check(f"attempts from {host} failed while cut off", failed > 0, f"{failed} failed")
+    elif peer == "db":  # cut off from the broker, a worker runs on with what it holds
         run.check(
             f"the partition held a task on {host}",
             seconds >= run.sizes.outage / 2,
@@ -113,10 +124,26 @@ def broker_restarted(run: ChaosRun) -> None:
 
 def postgres_restarted(run: ChaosRun) -> None:
     """15. PostgreSQL on the db host is restarted (fast shutdown: every connection cut) in
-    the middle of the orders: pages and workers fail while it is down, then reconnect."""
+    the middle of the orders: pages and workers fail while it is down, then reconnect. An
+    order whose payment page failed stays pending until it expires (ORDER_TTL), and its
+    ``recharge.failed`` notification closes it at accounts."""
+    from django.db import connections
+
     cluster = run.stack.cluster
-    faulted_run(run, inject=cluster.restart_postgres, heal=lambda: None, seed=33)
-    run.note("PostgreSQL restarted with pg_ctl restart -m fast while orders were paid")
+
+    def restart() -> None:
+        cluster.restart_postgres()
+        connections.close_all()  # the harness's own connection was cut too
+
+    from payments.models import RechargeOrder
+
+    faulted_run(run, inject=restart, heal=lambda: None, seed=33, pages_fail=True)
+    expired = RechargeOrder.objects.filter(failure_reason="expired").count()
+    run.note(
+        "PostgreSQL restarted with pg_ctl restart -m fast while orders were paid; "
+        f"{expired} orders left unpaid by a failed page expired (PAYMENTS_ORDER_TTL "
+        f"{ORDER_TTL}s) and accounts was told"
+    )
 
 
 def clock_skewed(run: ChaosRun) -> None:
@@ -124,6 +151,11 @@ def clock_skewed(run: ChaosRun) -> None:
     signatures carry a future timestamp accounts still accepts (5 min tolerance), and every
     claim and schedule is the database's time, so worker1's claims are not released early."""
     faulted_run(run, inject=lambda: None, heal=lambda: None, seed=34)
+    run.check(
+        "no attempt beyond one per notification (no claim released early)",
+        run.outcome.attempts == run.outcome.notifications,
+        f"{run.outcome.attempts} attempts for {run.outcome.notifications} notifications",
+    )
     clock = _worker_clock(run, "worker2")
     run.check(
         "worker2's clock was skewed",
@@ -161,7 +193,8 @@ SCENARIOS = [
     Scenario("13", "worker host partitioned from the database", worker_partitioned_from_db,
              network=True),
     Scenario("14", "broker host's Redis restarted empty", broker_restarted, network=True),
-    Scenario("15", "PostgreSQL restarted mid-run", postgres_restarted, network=True),
+    Scenario("15", "PostgreSQL restarted mid-run", postgres_restarted,
+             env={"PAYMENTS_ORDER_TTL": str(ORDER_TTL)}, network=True),
     Scenario("16", "a worker host's clock 3 min ahead", clock_skewed,
              env={"CLUSTER_FAKETIME_WORKER2": f"+{SKEW}"}, network=True),
     Scenario("17", "worker host partitioned from the broker", worker_partitioned_from_broker,
