@@ -1,14 +1,16 @@
 """``python -m chaos.cluster``: the network scenarios (13-18) on a simulated cluster.
 
     python -m chaos.cluster --only 13,14 --small --json out.json
+    python -m chaos.cluster --throughput --orders 300 --json out.json
 
 One ``devstack.cluster.Cluster`` serves every scenario of the run: its own PostgreSQL (the
 template migrated once, a fresh copy per scenario) and Redis, each scenario's processes on
 their hosts, the receiver proxy on the harness's address. ``python -m chaos`` runs this in
 a process of its own for the network scenarios it is asked for (this process's Django
 points at the cluster's database) and merges the outcomes into its table. Where namespaces
-are not available every scenario is skipped with the reason. Exit status 0 when every
-scenario ran clean or was skipped.
+are not available every scenario is skipped with the reason. ``--throughput``: N
+notifications due at once (``--orders``), delivered by one worker host, then by two: the
+scaling ratio. Exit status 0 when every scenario ran clean or was skipped.
 """
 
 import argparse
@@ -21,14 +23,17 @@ from devstack.cluster import Cluster, ClusterStack, unavailable
 from devstack.database import ClonedDatabase
 from devstack.proxy import FaultProxy
 from devstack.stack import django_setup
+from devstack.table import table as markdown_table
 
-from .harness import CHAOS_VAR, FULL, SMALL, Outcome, run_scenario
+from .harness import CHAOS_VAR, FULL, SMALL, Outcome, Scenario, run_scenario
 from .scenarios import BY_KEY
+from .scenarios.network import THROUGHPUT
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m chaos.cluster")
-    parser.add_argument("--only", required=True, help="comma-separated network scenario keys")
+    parser.add_argument("--only", default="", help="comma-separated network scenario keys")
+    parser.add_argument("--throughput", action="store_true", help="one, then two worker hosts")
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--orders", type=int)
     parser.add_argument("--json", metavar="PATH", required=True)
@@ -39,8 +44,8 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_on_cluster(keys: list[str], *, sizes) -> list[Outcome]:
-    """Every scenario of ``keys`` on one cluster (removed at the end, whatever happens)."""
+def run_on_cluster(scenarios: list[Scenario], *, sizes) -> list[Outcome]:
+    """Every scenario on one cluster (removed at the end, whatever happens)."""
     from .__main__ import TEMPLATE_ENV, build_template
 
     with Cluster(log_dir=CHAOS_VAR / "logs" / "cluster") as cluster:
@@ -61,13 +66,13 @@ def run_on_cluster(keys: list[str], *, sizes) -> list[Outcome]:
             return ClusterStack(cluster=cluster, **kw)
 
         outcomes = []
-        for key in keys:
+        for scenario in scenarios:
             receiver = FaultProxy(
                 host=cluster.harness_address, upstream_host=cluster.addresses["web"]
             )
             outcomes.append(
                 run_scenario(
-                    BY_KEY[key],
+                    scenario,
                     sizes=sizes,
                     database=database,
                     receiver=receiver,
@@ -80,6 +85,18 @@ def run_on_cluster(keys: list[str], *, sizes) -> list[Outcome]:
         return outcomes
 
 
+def scaling(outcomes: list[Outcome]) -> str:
+    """The throughput table: notifications per second with one and two worker hosts."""
+    rates = [o.notifications / o.settle_seconds if o.settle_seconds else 0.0 for o in outcomes]
+    rows = [
+        (o.title, o.notifications, f"{o.settle_seconds or 0:.1f}s", f"{rate:.1f}")
+        for o, rate in zip(outcomes, rates, strict=True)
+    ]
+    ratio = rates[1] / rates[0] if rates[0] else 0.0
+    headers = ("run", "notifications", "delivered in", "per second")
+    return f"{markdown_table(headers, rows, 'lrrr')}\n\nscaling ratio (two / one): {ratio:.2f}"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     sizes = SMALL if args.small else FULL
@@ -90,19 +107,22 @@ def main(argv=None) -> int:
     if wrong:
         print(f"not network scenarios: {', '.join(wrong)}", file=sys.stderr)
         return 2
+    scenarios = [BY_KEY[key] for key in keys] + (THROUGHPUT if args.throughput else [])
     reason = unavailable()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if reason:
             skipped = f"skipped: {reason}"
-            outcomes = [Outcome(key=k, title=BY_KEY[k].title, skipped=skipped) for k in keys]
+            outcomes = [Outcome(key=s.key, title=s.title, skipped=skipped) for s in scenarios]
         else:
-            outcomes = run_on_cluster(keys, sizes=sizes)
+            outcomes = run_on_cluster(scenarios, sizes=sizes)
     except KeyboardInterrupt:
         print("\nchaos.cluster: interrupted", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if args.throughput and not reason:
+        print(scaling(outcomes[-2:]))
     with open(args.json, "w") as out:
         json.dump({"outcomes": [o.as_dict() for o in outcomes]}, out, indent=2)
     return 0 if all(o.ok for o in outcomes) else 1

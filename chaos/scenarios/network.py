@@ -202,3 +202,33 @@ SCENARIOS = [
     Scenario("18", "worker host partitioned from the receiver",
              worker_partitioned_from_receiver, network=True),
 ]  # fmt: skip
+
+
+def throughput(run: ChaosRun, hosts: tuple[str, ...]) -> None:
+    """Not a fault: the orders are placed with no worker running, so every notification is
+    due at once; then a worker starts on each of ``hosts`` and the time from their start
+    until everything is delivered and the audit is clean is the delivery time (the receiver
+    answers in 50 ms): its ``settle_seconds``."""
+    from notifications.models import Notification
+
+    run.receiver.latency = 0.05
+    run.stack.start("web", "payments", "beat")
+    state = run.drive(plan_orders(run.sizes.orders, seed=40)).wait(timeout=DRIVE_TIMEOUT)
+    due = Notification.objects.count()
+    for key in hosts:
+        run.stack.launch("worker", key=key)
+    for key in hosts:
+        run.stack.wait_ready("worker", key=key)
+    run.end_fault()
+    run.settle()
+    run.figures()
+    run.check_drive(state)
+    run.note(f"{due} notifications due at once, {len(hosts)} worker host(s)")
+
+
+THROUGHPUT = [
+    Scenario("T1", "throughput, one worker host", lambda run: throughput(run, ("worker1",)),
+             network=True),
+    Scenario("T2", "throughput, two worker hosts",
+             lambda run: throughput(run, ("worker1", "worker2")), network=True),
+]  # fmt: skip
