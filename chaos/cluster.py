@@ -18,8 +18,11 @@ import json
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 
-from devstack.cluster import Cluster, ClusterStack, unavailable
+from config.broker import broker_is_redis
+from devstack.broker import environment_broker_url
+from devstack.cluster import FAKETIME, Cluster, ClusterStack, unavailable
 from devstack.database import ClonedDatabase
 from devstack.proxy import FaultProxy
 from devstack.stack import django_setup
@@ -85,6 +88,24 @@ def run_on_cluster(scenarios: list[Scenario], *, sizes) -> list[Outcome]:
         return outcomes
 
 
+def other_broker() -> str:
+    """Why the cluster does not run under this environment's broker ("" on Redis): its broker
+    host runs a private Redis; a RabbitMQ node in a namespace is not built."""
+    url = environment_broker_url()
+    if url and not broker_is_redis(url):
+        return "the simulated cluster's broker host runs Redis only (no RabbitMQ node there)"
+    return ""
+
+
+def missing(scenario: Scenario) -> str:
+    """What this machine lacks for ``scenario`` ("" when nothing): libfaketime for a skewed
+    clock (``apt-get install faketime``)."""
+    skews = any(name.startswith("CLUSTER_FAKETIME_") for name in scenario.env)
+    if skews and not Path(FAKETIME).exists():
+        return f"skipped: no libfaketime at {FAKETIME} (apt-get install faketime)"
+    return ""
+
+
 def scaling(outcomes: list[Outcome]) -> str:
     """The throughput table: notifications per second with one and two worker hosts."""
     rates = [o.notifications / o.settle_seconds if o.settle_seconds else 0.0 for o in outcomes]
@@ -108,14 +129,19 @@ def main(argv=None) -> int:
         print(f"not network scenarios: {', '.join(wrong)}", file=sys.stderr)
         return 2
     scenarios = [BY_KEY[key] for key in keys] + (THROUGHPUT if args.throughput else [])
-    reason = unavailable()
+    reason = unavailable() or other_broker()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if reason:
             skipped = f"skipped: {reason}"
             outcomes = [Outcome(key=s.key, title=s.title, skipped=skipped) for s in scenarios]
         else:
-            outcomes = run_on_cluster(scenarios, sizes=sizes)
+            runnable = [s for s in scenarios if not missing(s)]
+            ran = {o.key: o for o in run_on_cluster(runnable, sizes=sizes)} if runnable else {}
+            outcomes = [
+                ran.get(s.key) or Outcome(key=s.key, title=s.title, skipped=missing(s))
+                for s in scenarios
+            ]
     except KeyboardInterrupt:
         print("\nchaos.cluster: interrupted", file=sys.stderr)
         return 130
