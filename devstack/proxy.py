@@ -150,7 +150,9 @@ class FaultProxy:
     def upstream(self, url: str | None) -> None:
         allowed = (*LOOPBACK, self.upstream_host)
         if url is not None and urlsplit(url).hostname not in allowed:
-            raise ValueError(f"the fault proxy forwards to {allowed} only, not {url!r}")
+            raise ValueError(
+                f"the fault proxy forwards to loopback or {self.upstream_host} only, not {url!r}"
+            )
         self._upstream = url
 
     # --- Control ---------------------------------------------------------------------------
