@@ -11,22 +11,27 @@ var/chaos. Every scenario has its own Redis on a free port (never the machine's)
 unless ``CELERY_BROKER_URL`` names one (``amqp://…``: RabbitMQ, each scenario in a namespace
 of its own, its queues deleted afterwards; the Redis-only scenarios are skipped). Logs:
 var/chaos/logs/<scenario>/. Exit status 0 only when no scenario lost a notification or
-credited anything twice and every scenario's checks and final audit passed.
+credited anything twice and every scenario's checks and final audit passed. The network
+scenarios (13-18) run on a simulated cluster of their own (``python -m chaos.cluster``).
 """
 
 import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
+from pathlib import Path
 
 from devstack.database import ClonedDatabase
+from devstack.processes import ROOT
 from devstack.stack import django_setup, manage, stack_environment
 from devstack.table import table as markdown_table
 
-from .harness import CHAOS_VAR, FULL, SMALL, run_scenario
+from .harness import CHAOS_VAR, FULL, SMALL, Check, Outcome, run_scenario
 from .scenarios import BY_KEY
 
 # The template's settings, and this process's: a Redis nobody listens on, as nothing here
@@ -42,10 +47,13 @@ TEMPLATE_ENV = {
 }
 
 
-def build_template(database: ClonedDatabase, *, users: int) -> None:
-    """Create the template: migrated, the dev merchant, users demo1..``users``."""
+def build_template(database: ClonedDatabase, *, users: int, settings: dict | None = None) -> None:
+    """Create the template: migrated, the dev merchant, users demo1..``users``; ``settings``
+    on top of ``TEMPLATE_ENV`` (a cluster's hosts)."""
     database.create_template()
-    env = stack_environment({**TEMPLATE_ENV, "DATABASE_URL": database.template_url})
+    env = stack_environment(
+        {**TEMPLATE_ENV, **(settings or {}), "DATABASE_URL": database.template_url}
+    )
     log = CHAOS_VAR / "logs" / "template.log"
     manage(env, "migrate", "--noinput", log_path=log)
     manage(env, "seed_demo", "--users", str(users), log_path=log)
@@ -121,6 +129,32 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def cluster_outcomes(keys: list[str], *, args) -> list[Outcome]:
+    """The network scenarios ``keys``, run by ``python -m chaos.cluster`` in a process of its
+    own (its Django points at the cluster's database), as Outcomes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cluster.json"
+        command = [sys.executable, "-m", "chaos.cluster", "--only", ",".join(keys)]
+        command += ["--json", str(out), *(["--small"] if args.small else [])]
+        command += ["--orders", str(args.orders)] if args.orders else []
+        subprocess.run(command, cwd=ROOT, check=False)
+        if not out.exists():
+            return [
+                Outcome(key=key, title=BY_KEY[key].title, error="python -m chaos.cluster failed")
+                for key in keys
+            ]
+        found = json.loads(out.read_text())["outcomes"]
+    return [outcome_from_dict(found_one) for found_one in found]
+
+
+def outcome_from_dict(data: dict) -> Outcome:
+    """The inverse of ``Outcome.as_dict``."""
+    names = {f.name for f in fields(Outcome)}
+    outcome = Outcome(**{name: value for name, value in data.items() if name in names})
+    outcome.checks = [Check(**check) for check in outcome.checks]
+    return outcome
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -152,10 +186,15 @@ def main(argv=None) -> int:
             f"({sizes.orders} orders each); logs under {CHAOS_VAR / 'logs'}",
             file=sys.stderr,
         )
-        build_template(database, users=sizes.users)
-        django_setup({**TEMPLATE_ENV, "DJANGO_DEBUG": "0", "DATABASE_URL": database.url})
-        for key in keys:
+        loopback = [key for key in keys if not BY_KEY[key].network]
+        if loopback:
+            build_template(database, users=sizes.users)
+            django_setup({**TEMPLATE_ENV, "DJANGO_DEBUG": "0", "DATABASE_URL": database.url})
+        for key in loopback:
             outcomes.append(run_scenario(BY_KEY[key], sizes=sizes, database=database))
+        network = [key for key in keys if BY_KEY[key].network]
+        if network:
+            outcomes += cluster_outcomes(network, args=args)
     except KeyboardInterrupt:
         print("\nchaos: interrupted", file=sys.stderr)
         return 130

@@ -165,19 +165,23 @@ class Outcome:
 class Scenario:
     """One fault family's scenario: ``run(chaos_run)`` injects the fault and reports; ``env``
     is its settings on top of ``BASE_ENV``; ``redis_only``, for a fault only Redis as the
-    broker has, says why it is skipped on RabbitMQ."""
+    broker has, says why it is skipped on RabbitMQ; ``network``: a fault only a network
+    causes, run on the simulated cluster (``chaos.cluster``)."""
 
     key: str
     title: str
     run: Callable[["ChaosRun"], None]
     env: dict = field(default_factory=dict)
     redis_only: str = ""
+    network: bool = False  # runs on the simulated cluster (chaos.cluster), not on loopback
 
 
 class ChaosRun(Run):
     """One scenario's world (see the module docstring) and its Outcome."""
 
-    def __init__(self, *, scenario: Scenario, sizes: Sizes, database: ClonedDatabase):
+    def __init__(
+        self, *, scenario: Scenario, sizes: Sizes, database: ClonedDatabase, **run_options
+    ):
         self.sizes = sizes
         self.database = database
         self.env = {**BASE_ENV, **scenario.env}
@@ -195,6 +199,7 @@ class ChaosRun(Run):
             users=sizes.users,
             threads=sizes.threads,
             settle_timeout=sizes.settle_timeout,
+            **run_options,
         )
         self.outcome = Outcome(key=scenario.key, title=scenario.title, log_dir=str(log_dir))
 
@@ -251,10 +256,13 @@ class ChaosRun(Run):
         )
 
 
-def run_scenario(scenario: Scenario, *, sizes: Sizes, database: ClonedDatabase) -> Outcome:
+def run_scenario(
+    scenario: Scenario, *, sizes: Sizes, database: ClonedDatabase, **run_options
+) -> Outcome:
     """Run one scenario from a fresh database; never raises (an error is the outcome's). A
-    Redis-only scenario on another broker is skipped, its reason in the outcome."""
-    run = ChaosRun(scenario=scenario, sizes=sizes, database=database)
+    Redis-only scenario on another broker is skipped, its reason in the outcome.
+    ``run_options`` go to ``devstack.run.Run`` (a cluster's receiver and stack)."""
+    run = ChaosRun(scenario=scenario, sizes=sizes, database=database, **run_options)
     if scenario.redis_only and not run.stack.broker_is_redis:
         run.outcome.skipped = f"skipped on RabbitMQ: {scenario.redis_only}"
         run.say(run.outcome.skipped)

@@ -30,8 +30,14 @@ def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
     return commands
 
 
-def wait_for_port(port: int, *, timeout: float = 30, process: subprocess.Popen | None = None):
-    """Block until something accepts connections on 127.0.0.1:``port``, polling every 0.1 s.
+def wait_for_port(
+    port: int,
+    *,
+    timeout: float = 30,
+    process: subprocess.Popen | None = None,
+    host: str = "127.0.0.1",
+):
+    """Block until something accepts connections on ``host``:``port``, polling every 0.1 s.
 
     Raises RuntimeError after ``timeout`` seconds or as soon as ``process`` exits."""
     deadline = time.monotonic() + timeout
@@ -41,7 +47,7 @@ def wait_for_port(port: int, *, timeout: float = 30, process: subprocess.Popen |
                 f"process exited with {process.returncode} before port {port} opened"
             )
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")

@@ -97,9 +97,21 @@ class FaultProxy:
     """See the module docstring. Keyword arguments set the attributes of the same names;
     ``start()`` (or ``with``) serves in background threads, ``close()`` stops.
 
-    Raises ValueError for an upstream off loopback or an unknown mode."""
+    ``host``: the address it listens on, and besides loopback the one host it may forward
+    to (the simulated cluster's: ``devstack.cluster``). Raises ValueError for any other
+    upstream or an unknown mode."""
 
-    def __init__(self, *, upstream: str | None = None, mode: str = "forward", **faults):
+    def __init__(
+        self,
+        *,
+        upstream: str | None = None,
+        mode: str = "forward",
+        host: str = "127.0.0.1",
+        upstream_host: str = "127.0.0.1",
+        **faults,
+    ):
+        self.host = host
+        self.upstream_host = upstream_host
         self.upstream = upstream
         self.refuse_first = 0.0  # share of webhook-ids refused (503) on their first requests
         self.refusals = 1  # how many first requests of such a webhook-id are refused
@@ -128,7 +140,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def upstream(self) -> str | None:
@@ -136,8 +148,11 @@ class FaultProxy:
 
     @upstream.setter
     def upstream(self, url: str | None) -> None:
-        if url is not None and urlsplit(url).hostname not in LOOPBACK:
-            raise ValueError(f"the fault proxy forwards to loopback only, not {url!r}")
+        allowed = (*LOOPBACK, self.upstream_host)
+        if url is not None and urlsplit(url).hostname not in allowed:
+            raise ValueError(
+                f"the fault proxy forwards to loopback or {self.upstream_host} only, not {url!r}"
+            )
         self._upstream = url
 
     # --- Control ---------------------------------------------------------------------------
@@ -212,7 +227,7 @@ class FaultProxy:
         deadline = time.monotonic() + 10
         while True:
             try:
-                self._server = _Server(("127.0.0.1", self.port), Handler)
+                self._server = _Server((self.host, self.port), Handler)
                 break
             except OSError:  # the port is briefly still held after a close
                 if time.monotonic() > deadline:

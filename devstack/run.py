@@ -25,7 +25,9 @@ class Run:
     ``users`` users (``seed_demo --users``), ``threads`` at a time; settling waits at most
     ``settle_timeout`` seconds. A context manager: Redis (when private) and the proxy start
     on entry, everything stops on exit (on RabbitMQ the namespace's queues and exchanges are
-    deleted: ``settings`` give the run a DEPLOYMENT_NAMESPACE of its own)."""
+    deleted: ``settings`` give the run a DEPLOYMENT_NAMESPACE of its own). ``receiver`` and
+    ``make_stack`` (called as ``Stack`` is) replace the loopback proxy and stack: a simulated
+    cluster's (``devstack.cluster``)."""
 
     def __init__(
         self,
@@ -37,12 +39,14 @@ class Run:
         users: int,
         threads: int,
         settle_timeout: float,
+        receiver: FaultProxy | None = None,
+        make_stack=Stack,
     ):
         self.name = name
         self.log_dir = log_dir
         self.users, self.threads, self.settle_timeout = users, threads, settle_timeout
-        self.receiver = FaultProxy()
-        self.stack = Stack(
+        self.receiver = receiver or FaultProxy()
+        self.stack = make_stack(
             settings={**settings, "ACCOUNTS_PUBLIC_URL": self.receiver.url},
             log_dir=log_dir,
             redis_url=redis_url,

@@ -127,8 +127,10 @@ class Stack:
         self.env = stack_environment({**computed, **(settings or {})}, inherit=inherit)
         self._metrics_emptied = False
 
+    address = "127.0.0.1"  # where the servers listen (a cluster's web host: devstack.cluster)
+
     def url(self, server: str) -> str:
-        return f"http://127.0.0.1:{self.ports[server]}"
+        return f"http://{self.address}:{self.ports[server]}"
 
     @property
     def web_url(self) -> str:
@@ -215,12 +217,17 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         process = Process(
             key=key,
-            command=f"{self.commands[name]} {args}".strip(),
+            command=f"{self.command(name, key)} {args}".strip(),
             env={**self.env, **{k: str(v) for k, v in (env or {}).items()}},
             log_path=self.log_dir / f"{key}.log" if self.log_dir is not None else None,
         )
         self.processes[key] = process.start()
         return process
+
+    def command(self, name: str, key: str) -> str:
+        """The command line of the Procfile process ``name`` started as ``key``: the
+        Procfile's (a cluster runs it on a host of its own: ``devstack.cluster``)."""
+        return self.commands[name]
 
     def _empty_metrics(self) -> None:
         """Empty PROMETHEUS_MULTIPROC_DIR before the stack's first process starts, as
@@ -236,7 +243,9 @@ class Stack:
         Raises RuntimeError when the process exits first or after ``timeout`` seconds."""
         process = self.processes[key or name]
         if name in self.ports:
-            wait_for_port(self.ports[name], timeout=timeout, process=process.popen)
+            wait_for_port(
+                self.ports[name], timeout=timeout, process=process.popen, host=self.address
+            )
         elif name == "worker":
             self._wait_for_worker(process, timeout)
 

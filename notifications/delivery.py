@@ -31,6 +31,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from core.clock import database_now
+
 from . import circuit, http, metrics, signing
 from .conf import notify_settings
 from .endpoints import notifications_adopt
@@ -86,7 +88,7 @@ def claimed_batches(*, limit: int, hints=(), now: datetime | None = None) -> Ite
     A hint that names no notification at all is logged as an error: its message came from
     another deployment sharing the broker (see ``DEPLOYMENT_NAMESPACE``).
     """
-    now = now or timezone.now()
+    now = now or database_now()  # every host claims by one clock (core/clock.py)
     left = limit
     for endpoint_id, first in _hinted_endpoints(list(dict.fromkeys(hints))):
         if left <= 0:
@@ -273,7 +275,7 @@ def attempts_record(results: list[tuple[Claimed, http.PostResult, datetime]]) ->
     its notifications), then the notifications' (in id order, as the sweeper locks one
     before inserting its attempt row), then the attempt rows.
     """
-    now = timezone.now()
+    now = database_now()  # retries fall due by the claims' clock (core/clock.py)
     outcomes = defaultdict(list)  # endpoint id → succeeded, per attempt it was sent
     for claimed, result, _ in results:
         # An unsigned attempt never reached the endpoint; a queue target has no circuit (a

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.batches import batches_within_budget
+from core.clock import database_now
 
 from . import circuit, selectors
 from .conf import notify_settings
@@ -39,7 +40,7 @@ def notification_create(
     ``target_url`` is an http(s) URL, or ``queue://<name>`` to publish it for subscriber
     ``name`` instead (notifications/queues.py). Raises ``ValueError`` for any other.
     """
-    now = timezone.now()
+    now = database_now()  # falls due by the clock the claims use (core/clock.py)
     notification = Notification(
         id=uuid.uuid4(),
         sender_key=sender_key,
@@ -70,7 +71,7 @@ def notifications_sweep() -> dict:
     beats at once: an extra wake-up only makes a worker look once more.
     Returns ``{"released": n, "wakes": n}``.
     """
-    now = timezone.now()
+    now = database_now()  # the claims' clock, not this host's (core/clock.py)
     notifications_adopt(limit=notify_settings.SWEEP_BATCH)
     orphans = selectors.notifications_orphaned(now=now)[: notify_settings.SWEEP_BATCH]
     released = sum(_release_orphan(notification, now) for notification in orphans)

@@ -150,3 +150,12 @@ def test_drip_sends_the_answer_one_byte_at_a_time(upstream):
 def test_forwards_to_loopback_only():
     with pytest.raises(ValueError, match="loopback"):
         FaultProxy(upstream="http://example.com")
+
+
+def test_forwards_to_its_cluster_host_besides_loopback():
+    """A proxy on a simulated cluster (devstack.cluster) forwards to the one host it is
+    given besides loopback, and to no other address."""
+    proxy = FaultProxy(upstream_host="10.213.7.4", upstream="http://10.213.7.4:8000")
+    assert proxy.upstream == "http://10.213.7.4:8000"
+    with pytest.raises(ValueError, match="loopback or 10.213.7.4"):
+        proxy.upstream = "http://10.213.7.5:8000"

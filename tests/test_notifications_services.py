@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from core.clock import database_now
 from notifications import alerts, services, tasks
 from notifications.delivery import deliveries_claim, deliveries_run
 from notifications.endpoints import origin_of
@@ -413,7 +414,7 @@ def test_an_endpoint_at_its_cap_is_not_visited_in_turn(
     deliveries_claim(limit=10)
     endpoint = Endpoint.objects.get()
 
-    with django_assert_num_queries(1):  # the turn's query, and nothing for the endpoint
+    with django_assert_num_queries(2):  # the clock, the turn's query; nothing for the endpoint
         assert deliveries_claim(limit=10) == []
     assert Endpoint.objects.get().last_claimed_at == endpoint.last_claimed_at
 
@@ -431,7 +432,7 @@ def test_a_half_open_endpoint_with_its_probe_in_flight_is_not_visited(
     Endpoint.objects.update(state=Endpoint.State.HALF_OPEN, retry_at=timezone.now())
     assert len(deliveries_claim(limit=10)) == 1  # the probe
 
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):  # the clock (core/clock.py) and the turn's query
         assert deliveries_claim(limit=10) == []
 
 
@@ -568,6 +569,27 @@ def test_sweep_releases_an_orphaned_claim_as_an_abandoned_attempt(
     make_due(orphan)
     assert deliver(orphan) == State.DELIVERED
     assert list(orphan.attempts.values_list("number", "succeeded")) == [(1, False), (2, True)]
+
+
+def test_a_host_clock_ahead_neither_releases_fresh_claims_nor_claims_early(
+    make_notification, dispatch_apply_async, monkeypatch
+):
+    """Claims and schedules are timed by the database's clock, not the host's: a sweeper
+    whose clock runs three minutes ahead (past NOTIFY_CLAIM_TIMEOUT) leaves a claim made ten
+    seconds ago alone, and a worker so skewed does not claim a retry due in a minute."""
+    now = database_now()
+    in_flight = make_notification(
+        state=State.SENDING, attempt_count=1, claimed_at=now - timedelta(seconds=10)
+    )
+    retry = make_notification(attempt_count=1, next_attempt_at=now + timedelta(minutes=1))
+    ahead = timezone.now() + timedelta(minutes=3)
+    monkeypatch.setattr(timezone, "now", lambda: ahead)
+
+    assert services.notifications_sweep()["released"] == 0
+    assert deliveries_claim(limit=10) == []
+    in_flight.refresh_from_db()
+    retry.refresh_from_db()
+    assert (in_flight.state, retry.state) == (State.SENDING, State.PENDING)
 
 
 def test_sweep_wakes_workers_only_for_notifications_that_may_go(

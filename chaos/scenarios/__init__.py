@@ -8,12 +8,23 @@
 - ``duplicates``: 6 two beats, 7 concurrent duplicates with reconciliation;
 - ``reconciliation``: 8, reconciliation through a restart and a payments API outage;
 - ``endpoints``: 9 a noisy neighbour, 10 the circuit breaker's cycle, 11 an endpoint
-  disabled and recovered.
+  disabled and recovered;
+- ``network``: 13-18, on the simulated cluster: partitions, broker and PostgreSQL restarts,
+  a skewed clock.
 """
 
 import re
 
-from . import broker, commit, duplicates, endpoints, receiver, reconciliation, worker
+from . import (
+    broker,
+    commit,
+    duplicates,
+    endpoints,
+    network,
+    receiver,
+    reconciliation,
+    worker,
+)
 
 SCENARIOS = sorted(
     [
@@ -24,6 +35,7 @@ SCENARIOS = sorted(
         *duplicates.SCENARIOS,
         *reconciliation.SCENARIOS,
         *endpoints.SCENARIOS,
+        *network.SCENARIOS,
     ],
     key=lambda scenario: (int(re.match(r"\d+", scenario.key)[0]), scenario.key),
 )
