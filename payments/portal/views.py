@@ -26,6 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.throttling import throttle_hit
+from notifications.queues import is_queue_target
 from notifications.selectors import (
     endpoint_success_rate,
     endpoints_for_sender,
@@ -138,7 +139,12 @@ def order_detail(request, member, tx_no):
     """One order, its notifications, each with its body as sent and every attempt."""
     order = _order_or_404(member, tx_no)
     notifications = [
-        {"row": n, "body": _pretty(n.body), "attempts": list(n.attempts.all())}
+        {
+            "row": n,
+            "body": _pretty(n.body),
+            "attempts": list(n.attempts.all()),
+            "queue": is_queue_target(n.target_url),
+        }
         for n in notifications_for_subject(subject=order.tx_no)
     ]
     context = {"member": member, "order": order, "notifications": notifications}
