@@ -69,7 +69,8 @@ async def serve(ports: list[int]) -> None:
     """Serve one shared tally on every port of ``ports`` (127.0.0.1) until killed."""
     runner = web.AppRunner(application(Tally()), access_log=None)
     await runner.setup()
-    for port in ports:
+    # The first port last: the driver waits for it, so when it answers every port is bound.
+    for port in [*ports[1:], ports[0]]:
         # A listen backlog for bursts of hundreds of new connections at once.
         await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
     await asyncio.Event().wait()

