@@ -123,6 +123,18 @@ def recharge_order_for_out_trade_no(
     return recharge_orders_for_merchant(merchant=merchant).filter(out_trade_no=out_trade_no).first()
 
 
+def recharge_order_deadline(order: RechargeOrder) -> datetime:
+    """When ``order`` stops being payable: ``PAYMENTS_ORDER_TTL`` seconds after it was
+    created (the sandbox channel's deadline; the expiry tick closes it after this)."""
+    return order.created_at + timedelta(seconds=settings.PAYMENTS_ORDER_TTL)
+
+
+def recharge_order_expiry_cutoff() -> datetime:
+    """Orders created before this are past their deadline (``recharge_order_deadline``):
+    unpayable, and expired by the tick."""
+    return timezone.now() - timedelta(seconds=settings.PAYMENTS_ORDER_TTL)
+
+
 def recharge_order_stale_tx_nos(*, created_before, limit: int) -> list[str]:
     """tx_nos of orders still pending that were created before ``created_before``, oldest
     first; uses the (status, created_at) index."""

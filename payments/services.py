@@ -23,7 +23,12 @@ from notifications.services import notification_create, notification_resend
 
 from .contract import EVENT_TYPES, RechargeStatus, recharge_result
 from .models import Merchant, RechargeOrder
-from .selectors import api_key_hash, merchant_url_refusal, recharge_order_stale_tx_nos
+from .selectors import (
+    api_key_hash,
+    merchant_url_refusal,
+    recharge_order_expiry_cutoff,
+    recharge_order_stale_tx_nos,
+)
 
 logger = logging.getLogger(__name__)
 Status = RechargeStatus
@@ -225,7 +230,7 @@ def recharge_order_pay(*, tx_no: str) -> RechargeOrder:
     spot (``recharge.failed``, as the tick would have); a deactivated merchant's order stays
     pending until it expires. An order already final is returned unchanged.
     """
-    cutoff = _expiry_cutoff()
+    cutoff = recharge_order_expiry_cutoff()
     # merchant__is_active would join, and Django then writes the UPDATE as "id IN (SELECT …
     # JOIN …)", which PostgreSQL does not re-check against a row a concurrent decline or
     # expiry just committed: the order was paid after all. A subquery on the merchant table
@@ -268,15 +273,9 @@ def recharge_order_resend_notifications(*, tx_no: str) -> int:
 
 def recharge_orders_expire_stale(*, limit: int = 500) -> int:
     """Expire orders pending longer than ``PAYMENTS_ORDER_TTL`` seconds; returns how many."""
-    cutoff = _expiry_cutoff()
+    cutoff = recharge_order_expiry_cutoff()
     stale = recharge_order_stale_tx_nos(created_before=cutoff, limit=limit)
     return sum(_finish(tx_no=tx_no, status=Status.FAILED, reason="expired")[1] for tx_no in stale)
-
-
-def _expiry_cutoff():
-    """Orders created before this are past ``PAYMENTS_ORDER_TTL`` seconds: unpayable, and
-    expired by the tick."""
-    return timezone.now() - timedelta(seconds=settings.PAYMENTS_ORDER_TTL)
 
 
 def _finish(

@@ -1,8 +1,5 @@
 """The cashier: the sandbox payment channel's HTML page."""
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -12,6 +9,7 @@ from core.money import format_minor
 
 from . import services
 from .models import RechargeOrder
+from .selectors import recharge_order_deadline
 
 ACTIONS = {
     "pay": services.recharge_order_pay,
@@ -53,7 +51,7 @@ def cashier(request, tx_no):
 def _render(request, order: RechargeOrder, *, error: str = "", status: int = 200):
     # The deadline of the sandbox channel is the order's time-to-live; the page counts down
     # to it from the seconds left, so the payer's clock being off does not matter.
-    deadline = order.created_at + timedelta(seconds=settings.PAYMENTS_ORDER_TTL)
+    deadline = recharge_order_deadline(order)
     context = {
         "order": order,
         "amount": format_minor(order.amount, order.currency),
