@@ -110,6 +110,17 @@ class MerchantMember(models.Model):
         return f"{self.user} of {self.merchant} ({self.role})"
 
     @property
+    def operate_refusal(self) -> str:
+        """Why this member may not change anything (resend, recover, roll credentials), or
+        "" when they may: a viewer reads only, and a deactivated merchant's portal is
+        read-only for everyone (its orders stay readable, nothing is sent or rolled)."""
+        if not self.merchant.is_active:
+            return "This merchant is deactivated: the portal is read-only. Contact support."
+        if self.role != self.Role.ADMIN:
+            return "Viewers may not change anything; ask one of your admins."
+        return ""
+
+    @property
     def may_operate(self) -> bool:
-        """Whether this member may change anything (resend, recover, roll credentials)."""
-        return self.role == self.Role.ADMIN
+        """Whether this member may change anything (see ``operate_refusal``)."""
+        return not self.operate_refusal

@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -19,8 +20,9 @@ from notifications.models import Endpoint, Notification
 from notifications.selectors import notifications_for_subject
 from notifications.services import notifications_prune
 from payments import selectors, services
-from payments.models import MerchantMember
+from payments.models import Merchant, MerchantMember
 from payments.portal import guide
+from payments.portal import services as portal_services
 from tests.helpers import failed_attempt
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing", "deliver_apply_async")
@@ -549,3 +551,42 @@ def test_a_viewer_cannot_recover_or_reenable(viewer, endpoints):
 
     ours.refresh_from_db()
     assert ours.state == Endpoint.State.DISABLED
+
+
+def test_a_deactivated_merchants_portal_is_read_only(portal, paid, endpoints, merchant):
+    """Once staff deactivate the merchant, its admin member still reads orders (with the
+    reason shown on every page) but every change is 403 with that reason: no resend, no
+    recover or re-enable, no secret or key roll; nothing changes."""
+    Merchant.objects.filter(pk=merchant.pk).update(is_active=False)
+    ours, _ = endpoints
+    secret, key_hash = merchant.webhook_secret, merchant.api_key_hash
+    page = portal.get(order_url(paid.tx_no)).content.decode()
+    assert "SHOP-PAID" in page and "deactivated" in page and ">Resend</button>" not in page
+
+    since = {"since": (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")}
+    posts = [
+        (RESEND, {"tx_no": paid.tx_no}),
+        (ROLL_SECRET, {}),
+        (ROLL_KEY, {}),
+        (reverse("payments:portal:endpoint-recover", args=[ours.pk]), since),
+        (reverse("payments:portal:endpoint-enable", args=[ours.pk]), {}),
+    ]
+    for url, data in posts:
+        response = portal.post(url, data)
+        assert response.status_code == 403, url
+        assert "deactivated" in response.content.decode(), url
+
+    merchant.refresh_from_db()
+    ours.refresh_from_db()
+    assert (merchant.webhook_secret, merchant.api_key_hash) == (secret, key_hash)
+    assert ours.state == Endpoint.State.DISABLED
+    assert notifications_for_subject(subject=paid.tx_no).get().state == "exhausted"
+
+
+def test_services_refuse_a_deactivated_merchants_member(portal, paid, merchant):
+    """The services check it too, not only the views."""
+    Merchant.objects.filter(pk=merchant.pk).update(is_active=False)
+    member = MerchantMember.objects.select_related("merchant").get(merchant=merchant)
+
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        portal_services.member_api_key_roll(member=member)

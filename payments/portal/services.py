@@ -2,8 +2,8 @@
 
 Every change is recorded twice, as staff's admin actions are: a ``LogEntry`` on the object
 (its History page in the admin, and the admin index's recent actions) and a line on the
-``portal`` logger naming the user and the merchant. A viewer's attempt is refused with
-``PermissionDenied`` here too, not only by the view.
+``portal`` logger naming the user and the merchant. A viewer's attempt, or any member's of a
+deactivated merchant, is refused with ``PermissionDenied`` here too, not only by the view.
 """
 
 import logging
@@ -84,7 +84,7 @@ def member_orders_resend(*, member: MerchantMember, tx_nos: list[str]) -> int:
     ``tx_nos`` (at most ``RESEND_MAX``); returns how many notifications were scheduled (an
     order still pending has none; one with an attempt in flight is skipped).
 
-    Raises ``PermissionDenied`` for a viewer, ``ValueError`` for none or too many, and
+    Raises ``PermissionDenied`` (``operate_refusal``), ``ValueError`` for none or too many, and
     ``RechargeOrder.DoesNotExist`` when a tx_no is not one of the merchant's orders (nothing
     is resent then).
     """
@@ -118,7 +118,7 @@ class RollOverlapping(Exception):
 
 def member_webhook_secret_roll(*, member: MerchantMember) -> SecretRolled:
     """Roll the merchant's webhook secret (``merchant_webhook_secret_roll``, the default
-    overlap). Raises ``PermissionDenied`` for a viewer and ``RollOverlapping`` while the
+    overlap). Raises ``PermissionDenied`` (``operate_refusal``) and ``RollOverlapping`` while the
     previous roll's overlap lasts (checked under the merchant's row lock, so two presses at
     once roll once)."""
     _require_operator(member)
@@ -138,7 +138,7 @@ def member_webhook_secret_roll(*, member: MerchantMember) -> SecretRolled:
 
 def member_api_key_roll(*, member: MerchantMember) -> str:
     """Revoke the merchant's API key at once and return the new one (shown once). Raises
-    ``PermissionDenied`` for a viewer."""
+    ``PermissionDenied`` (``operate_refusal``)."""
     _require_operator(member)
     key = merchant_api_key_revoke(merchant=member.merchant, issue_new=True)
     _audit(member, member.merchant, "API key revoked and a new one issued from the portal.")
@@ -148,7 +148,7 @@ def member_api_key_roll(*, member: MerchantMember) -> str:
 def member_endpoint_recover(*, member: MerchantMember, endpoint_id: int, since: datetime) -> int:
     """Re-enable one of the merchant's endpoints and resend what it has not acknowledged
     since ``since`` (``endpoint_recover``); returns how many were rescheduled. Raises
-    ``PermissionDenied`` for a viewer, ``Endpoint.DoesNotExist`` for another sender's."""
+    ``PermissionDenied`` (``operate_refusal``), ``Endpoint.DoesNotExist`` for another sender's."""
     _require_operator(member)
     endpoint = endpoints_for_sender(sender_key=member.merchant.app_id).get(pk=endpoint_id)
     count = endpoint_recover(endpoint_id=endpoint.pk, since=since)
@@ -163,7 +163,7 @@ def member_endpoint_recover(*, member: MerchantMember, endpoint_id: int, since: 
 
 def member_endpoint_enable(*, member: MerchantMember, endpoint_id: int) -> None:
     """Re-enable one of the merchant's endpoints (``endpoint_enable``). Raises
-    ``PermissionDenied`` for a viewer, ``Endpoint.DoesNotExist`` for another sender's."""
+    ``PermissionDenied`` (``operate_refusal``), ``Endpoint.DoesNotExist`` for another sender's."""
     _require_operator(member)
     endpoint = endpoints_for_sender(sender_key=member.merchant.app_id).get(pk=endpoint_id)
     endpoint_enable(endpoint_id=endpoint.pk)
@@ -171,8 +171,8 @@ def member_endpoint_enable(*, member: MerchantMember, endpoint_id: int) -> None:
 
 
 def _require_operator(member: MerchantMember) -> None:
-    if not member.may_operate:
-        raise PermissionDenied("Viewers may not change anything; ask one of your admins.")
+    if refusal := member.operate_refusal:
+        raise PermissionDenied(refusal)
 
 
 def _audit(member: MerchantMember, obj, message: str) -> None:

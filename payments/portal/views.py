@@ -73,12 +73,13 @@ def member_required(view):
 
 
 def operator_required(view):
-    """After ``member_required``: a viewer gets 403 with the reason, and nothing changes."""
+    """After ``member_required``: a viewer, or any member of a deactivated merchant, gets 403
+    with the reason, and nothing changes."""
 
     @wraps(view)
     def wrapped(request, member, *args, **kwargs):
-        if not member.may_operate:
-            return refused(request, member, "Viewers may not change anything.", status=403)
+        if refusal := member.operate_refusal:
+            return refused(request, member, refusal, status=403)
         return view(request, member, *args, **kwargs)
 
     return wrapped
