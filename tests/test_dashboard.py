@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from notifications import stats
 from notifications.models import DeliveryAttempt, Endpoint, Notification
-from notifications.templatetags.notifications_dashboard import age_text
+from notifications.templatetags import notifications_dashboard
+from notifications.templatetags.notifications_dashboard import age_text, hours_cached
 from tests.helpers import staff_user
 
 NOW = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
@@ -121,3 +122,29 @@ def test_staff_who_may_not_view_notifications_see_no_dashboard(client, db):
 
     assert 'id="content-main"' in page
     assert "delivery-dashboard" not in page
+
+
+def test_hourly_figures_are_reused_for_the_cache_time(db, settings, fresh_throttles):
+    """Within ``DASHBOARD_CACHE_SECONDS`` the hourly figures come from the cache (no query
+    over the attempts), so an attempt recorded meanwhile shows on the next computation; 0
+    computes them every time."""
+    settings.DASHBOARD_CACHE_SECONDS = 60
+    first = hours_cached(NOW)
+    attempts(NOW - timedelta(minutes=5), [40])
+
+    assert hours_cached(NOW) == first  # cached: the new attempt not read yet
+    settings.DASHBOARD_CACHE_SECONDS = 0
+    assert hours_cached(NOW)[-1].attempts == first[-1].attempts + 1
+
+
+def test_a_cache_that_is_down_costs_the_computation_not_the_page(db, settings, monkeypatch):
+    """A cache error is logged and the figures computed: the admin index still renders."""
+
+    def down(*args):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(notifications_dashboard.cache, "get", down)
+    monkeypatch.setattr(notifications_dashboard.cache, "set", down)
+    attempts(NOW - timedelta(minutes=5), [40])
+
+    assert hours_cached(NOW)[-1].attempts == 1

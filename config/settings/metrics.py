@@ -31,3 +31,5 @@ METRICS_COLLECTORS = [
 ]
 # The dashboard on the admin index (notifications/stats.py): hours shown, one bar each.
 DASHBOARD_HOURS = env.int("DASHBOARD_HOURS", default=24)
+# Seconds the hourly figures are reused (the cache) before the window's attempts are read again.
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=60)
