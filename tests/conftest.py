@@ -57,6 +57,13 @@ def _accounts_trust_test_secret(settings):
     settings.ACCOUNTS_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
 
 
+@pytest.fixture(autouse=True)
+def _dashboard_uncached(settings):
+    # The cache (Redis) outlives a test's database: figures cached by one test would show in
+    # the next. tests/test_dashboard.py turns the cache on where it tests it.
+    settings.DASHBOARD_CACHE_SECONDS = 0
+
+
 def sign(body: str, *, webhook_id: str, secret: str = WEBHOOK_SECRET, timestamp=None) -> dict:
     """Standard Webhooks headers for ``body`` as the notifier would send them."""
     return signed_headers(
