@@ -1,5 +1,7 @@
 """Pages for a logged-in user: balance and history, the recharge form, the return page."""
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -7,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import InvalidPage, Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.money import format_minor
@@ -40,20 +43,34 @@ class LogoutView(auth_views.LogoutView):
         return render(request, "registration/logout_confirm.html")
 
 
+def wallet_required(view):
+    """Log-in required, and a wallet: the view is called with the user's ``Account`` after
+    the request. A login without one (a merchant's portal user, staff) gets 403 with a page
+    saying where such logins belong, not a bare 404."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        account = Account.objects.filter(user=request.user).first()
+        if account is None:
+            return TemplateResponse(request, "accounts/no_wallet.html", status=403)
+        return view(request, account, *args, **kwargs)
+
+    return wrapped
+
+
 @require_GET
-@login_required
-def home(request):
+@wallet_required
+def home(request, account):
     """Balance, the recharge form and the history, ``HISTORY_PAGE_SIZE`` recharges a page
     (``?page=N``, newest first); a page number that does not exist is a 404."""
-    account = get_object_or_404(Account, user=request.user)
     return _render_home(request, account, _form(account))
 
 
 @require_POST
-@login_required
-def recharge_create(request):
+@wallet_required
+def recharge_create(request, account):
     """Start a recharge and send the browser to the payments cashier."""
-    account = get_object_or_404(Account, user=request.user)
     form = _form(account, request.POST)
     if not form.is_valid():
         return _render_home(request, account, form, status=400)

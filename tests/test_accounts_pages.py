@@ -286,3 +286,20 @@ def test_logout_by_get_when_logged_out_offers_to_log_in(client, db):
 
     assert "You are logged out" in html
     assert "<button" not in html
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_a_login_without_a_wallet_is_told_where_it_belongs(client, db, staff):
+    """A portal user or staff member at the wallet gets 403 and a page pointing to the
+    merchant portal (and, for staff, the admin), not a bare 404; a POST starts nothing."""
+    user = get_user_model().objects.create_user("portal-only", password="x", is_staff=staff)
+    client.force_login(user)
+
+    page = client.get(HOME)
+    posted = client.post(reverse("accounts:recharge-create"), {"amount": "5.00"})
+
+    assert page.status_code == 403 and posted.status_code == 403
+    text = page.content.decode()
+    assert "This login has no wallet" in text and 'href="/portal/login/"' in text
+    assert ('href="/admin/"' in text) is staff
+    assert 'name="viewport"' in text
