@@ -22,6 +22,7 @@ from notifications.services import notifications_prune
 from payments import selectors, services
 from payments.models import Merchant, MerchantMember
 from payments.portal import guide
+from payments.portal import selectors as portal_selectors
 from payments.portal import services as portal_services
 from tests.helpers import failed_attempt
 
@@ -304,7 +305,8 @@ def test_a_viewer_sees_but_cannot_resend_or_roll(viewer, paid, merchant):
     page = viewer.get(order_url(paid.tx_no)).content.decode()
     assert "SHOP-PAID" in page and ">Resend</button>" not in page
 
-    for url, data in ((RESEND, {"tx_no": paid.tx_no}), (ROLL_SECRET, {}), (ROLL_KEY, {})):
+    version = {"version": portal_selectors.api_key_version(merchant)}
+    for url, data in ((RESEND, {"tx_no": paid.tx_no}), (ROLL_SECRET, {}), (ROLL_KEY, version)):
         assert viewer.post(url, data).status_code == 403, url
 
     merchant.refresh_from_db()
@@ -367,7 +369,9 @@ def test_rolling_the_api_key_revokes_the_old_one_and_shows_the_new_once(
     portal, merchant, merchant_credentials
 ):
     """The old key stops authenticating; the one shown works; the page is not cached."""
-    response = portal.post(ROLL_KEY)
+    page = portal.get(SETTINGS).content.decode()
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)
+    response = portal.post(ROLL_KEY, {"version": version})
 
     new_key = re.search(r'id="shown-once">(sk_[^<]+)<', response.content.decode()).group(1)
     assert "no-store" in response["Cache-Control"]
@@ -567,7 +571,7 @@ def test_a_deactivated_merchants_portal_is_read_only(portal, paid, endpoints, me
     posts = [
         (RESEND, {"tx_no": paid.tx_no}),
         (ROLL_SECRET, {}),
-        (ROLL_KEY, {}),
+        (ROLL_KEY, {"version": portal_selectors.api_key_version(merchant)}),
         (reverse("payments:portal:endpoint-recover", args=[ours.pk]), since),
         (reverse("payments:portal:endpoint-enable", args=[ours.pk]), {}),
     ]
@@ -589,4 +593,21 @@ def test_services_refuse_a_deactivated_merchants_member(portal, paid, merchant):
     member = MerchantMember.objects.select_related("merchant").get(merchant=merchant)
 
     with pytest.raises(PermissionDenied, match="deactivated"):
-        portal_services.member_api_key_roll(member=member)
+        portal_services.member_api_key_roll(
+            member=member, version=portal_selectors.api_key_version(merchant)
+        )
+
+
+def test_an_api_key_roll_sent_again_is_409_and_rolls_nothing(portal, merchant):
+    """The roll form names the key it rolls: sent again (a refreshed result page) or after
+    another admin's roll, it is 409 with the reason and the key just shown keeps working;
+    without the field it is refused the same way."""
+    version = {"version": portal_selectors.api_key_version(merchant)}
+    first = portal.post(ROLL_KEY, version)
+    shown = re.search(r'id="shown-once">(sk_[^<]+)<', first.content.decode()).group(1)
+
+    again, bare = portal.post(ROLL_KEY, version), portal.post(ROLL_KEY)
+
+    assert again.status_code == 409 and bare.status_code == 409
+    assert "already rolled" in again.content.decode()
+    assert selectors.merchant_for_api_key(api_key=shown) == merchant

@@ -5,8 +5,14 @@ from django.db.models import Q, QuerySet
 
 from notifications.selectors import notification_subject_for_webhook_id
 
-from ..models import MerchantMember, RechargeOrder
+from ..models import Merchant, MerchantMember, RechargeOrder
 from ..selectors import recharge_orders_for_merchant, recharge_orders_with_notification_state
+
+
+def api_key_version(merchant: Merchant) -> str:
+    """What identifies the merchant's current API key to a roll form: the start of its
+    SHA-256 (reveals nothing of the key; changes with every roll)."""
+    return merchant.api_key_hash[:16]
 
 
 def merchant_member_for_user(*, user: AbstractBaseUser) -> MerchantMember | None:

@@ -27,6 +27,7 @@ from ..services import (
     merchant_webhook_secret_roll,
     recharge_order_resend_notifications,
 )
+from .selectors import api_key_version
 
 logger = logging.getLogger("portal")
 
@@ -136,12 +137,30 @@ def member_webhook_secret_roll(*, member: MerchantMember) -> SecretRolled:
     return SecretRolled(secret, merchant.previous_secret_expires_at)
 
 
-def member_api_key_roll(*, member: MerchantMember) -> str:
-    """Revoke the merchant's API key at once and return the new one (shown once). Raises
-    ``PermissionDenied`` (``operate_refusal``)."""
+class KeyRolledMeanwhile(Exception):
+    """An API key roll refused because the key it was asked for (``api_key_version``, as the
+    credentials page showed it) is no longer the merchant's: the form was sent again (a
+    refreshed result page) or another admin rolled it first. Rolling once more would revoke
+    the key just shown."""
+
+    def __init__(self):
+        super().__init__(
+            "The API key was already rolled since this page was loaded (a refresh sends the "
+            "form again); the new key was shown once. Open Credentials to roll it again."
+        )
+
+
+def member_api_key_roll(*, member: MerchantMember, version: str) -> str:
+    """Revoke the merchant's API key at once and return the new one (shown once), provided
+    its current key is still ``version`` (``api_key_version``, checked under the merchant's
+    row lock). Raises ``PermissionDenied`` (``operate_refusal``) and ``KeyRolledMeanwhile``."""
     _require_operator(member)
-    key = merchant_api_key_revoke(merchant=member.merchant, issue_new=True)
-    _audit(member, member.merchant, "API key revoked and a new one issued from the portal.")
+    with transaction.atomic():
+        merchant = Merchant.objects.select_for_update().get(pk=member.merchant_id)
+        if not version or api_key_version(merchant) != version:
+            raise KeyRolledMeanwhile
+        key = merchant_api_key_revoke(merchant=merchant, issue_new=True)
+    _audit(member, merchant, "API key revoked and a new one issued from the portal.")
     return key
 
 

@@ -231,7 +231,11 @@ def endpoint_enable(request, member, endpoint_id):
 @member_required
 def credentials(request, member):
     """The merchant's app id, allowed hosts and secret overlap; (admins) the roll buttons."""
-    context = {"member": member, "now": timezone.now()}
+    context = {
+        "member": member,
+        "now": timezone.now(),
+        "api_key_version": selectors.api_key_version(member.merchant),
+    }
     return render(request, "payments/portal/settings.html", context)
 
 
@@ -256,8 +260,12 @@ def webhook_secret_roll(request, member):
 @never_cache
 @operator_post
 def api_key_roll(request, member):
-    """Revoke the API key and show the new one, this once."""
-    key = services.member_api_key_roll(member=member)
+    """Revoke the API key and show the new one, this once; 409 when the form names a key
+    already rolled (``KeyRolledMeanwhile``: a refreshed result page sends it again)."""
+    try:
+        key = services.member_api_key_roll(member=member, version=request.POST.get("version", ""))
+    except services.KeyRolledMeanwhile as exc:
+        return refused(request, member, str(exc), status=409)
     context = {"member": member, "what": "API key", "value": key}
     return render(request, "payments/portal/shown_once.html", context)
 
