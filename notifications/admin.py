@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from core.admin import (
@@ -260,12 +260,15 @@ class EndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             .annotate(undelivered_count=Count("notifications", filter=undelivered))
         )
 
-    @admin.display(description="success rate")
+    @admin.display(description="success rate (latest window · all time)")
     def success_rate(self, endpoint):
-        if not endpoint.attempts_total:
-            return "—"
-        succeeded = endpoint.attempts_total - endpoint.failures_total
-        return f"{succeeded / endpoint.attempts_total:.1%} of {endpoint.attempts_total}"
+        recent = selectors.endpoint_recent_success_rate(endpoint)
+        lifetime = selectors.endpoint_success_rate(endpoint)
+        if recent is not None:
+            since = formats.date_format(endpoint.window_started_at, "DATETIME_FORMAT")
+            recent = f"{recent:.1%} of {endpoint.window_attempts} from {since}"
+        lifetime = None if lifetime is None else f"{lifetime:.1%} of {endpoint.attempts_total}"
+        return f"{recent or '—'} · {lifetime or '—'}"
 
     @admin.display(description="undelivered", ordering="undelivered_count")
     def undelivered(self, endpoint):

@@ -129,6 +129,16 @@ def endpoint_success_rate(endpoint: Endpoint) -> float | None:
     return 1 - endpoint.failures_total / endpoint.attempts_total
 
 
+def endpoint_recent_success_rate(endpoint: Endpoint) -> float | None:
+    """The share that succeeded of the attempts in the endpoint's latest circuit window
+    (``NOTIFY_CIRCUIT_WINDOW`` seconds from ``window_started_at``), 0.0 to 1.0: how it is
+    doing lately, where the lifetime rate still carries an outage it recovered from. None
+    before its first attempt."""
+    if not endpoint.window_attempts:
+        return None
+    return 1 - endpoint.window_failures / endpoint.window_attempts
+
+
 def notification_subject_for_webhook_id(*, webhook_id: str, sender_key: str) -> str | None:
     """The subject of the sender's notification whose ``webhook-id`` is ``webhook_id``
     (``msg_`` and 32 hex digits, as a receiver logs it), or None: another sender's, unknown,

@@ -167,3 +167,17 @@ def test_endpoint_recover_takes_a_time_without_a_zone_as_utc(endpoint, deliver_a
     call_command("endpoint_recover", str(endpoint.pk), "--since", "2000-01-01T00:00", stdout=out)
 
     assert "since 2000-01-01T00:00:00+00:00" in out.getvalue()
+
+
+def test_the_success_rate_shows_the_latest_window_beside_all_time(admin_client, endpoint):
+    """An endpoint that recovered: its latest circuit window all succeeded while its
+    lifetime rate still carries the outage; both are shown, the window with its start."""
+    disable(endpoint)
+    started = timezone.now() - timedelta(seconds=30)
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        window_started_at=started, window_attempts=20, window_failures=0
+    )
+
+    page = admin_client.get(CHANGELIST).content.decode()
+
+    assert f"100.0% of 20 from {started:%Y-%m-%d %H:%M:%S} UTC · 25.0% of 200" in page

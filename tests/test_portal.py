@@ -402,7 +402,22 @@ def test_the_endpoints_page_shows_own_endpoints_health(portal, endpoints):
     page = portal.get(reverse("payments:portal:endpoints")).content.decode()
 
     assert page.count('class="card endpoint"') == 1
-    assert "Disabled" in page and "75.0% of 8 attempt(s)" in page
+    assert "Disabled" in page and "75.0% of 8 attempt(s), all time" in page
+    assert "<dt>Success lately</dt><dd>—</dd>" in page  # no attempt in a window yet
+
+
+def test_the_endpoints_page_shows_how_it_does_lately(portal, endpoints):
+    """The latest circuit window's rate beside the lifetime one: a recovered endpoint's
+    recent attempts all succeeded though its lifetime rate still carries the outage."""
+    ours, _ = endpoints
+    started = timezone.now() - timedelta(seconds=30)
+    Endpoint.objects.filter(pk=ours.pk).update(
+        window_started_at=started, window_attempts=20, window_failures=0
+    )
+
+    page = portal.get(reverse("payments:portal:endpoints")).content.decode()
+
+    assert f"100.0% of 20 attempt(s) in the latest window, from {started:%Y-%m-%d %H:%M:%S}" in page
     assert ">Re-enable</button>" in page
 
 

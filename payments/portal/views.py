@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core.throttling import throttle_hit
 from notifications.queues import is_queue_target
 from notifications.selectors import (
+    endpoint_recent_success_rate,
     endpoint_success_rate,
     endpoints_for_sender,
     notifications_for_subject,
@@ -189,7 +190,11 @@ def endpoints(request, member):
     """The merchant's endpoints: health, success rate, last success and failure, undelivered
     count, and (admins) recover and re-enable."""
     rows = [
-        {"endpoint": e, "success_rate": endpoint_success_rate(e)}
+        {
+            "endpoint": e,
+            "success_rate": endpoint_success_rate(e),
+            "recent_success_rate": endpoint_recent_success_rate(e),
+        }
         for e in endpoints_for_sender(sender_key=member.merchant.app_id)
     ]
     context = {"member": member, "rows": rows, "form": RecoverForm()}

@@ -34,7 +34,7 @@ EXPECTED_CELLS = {
     "origin": ORIGIN,
     "sender_key": "",
     "state": "Disabled",
-    "success_rate": "25.0% of 200",
+    "success_rate": "— · 25.0% of 200",  # no attempt in a window yet · all time
     "consecutive_failures": "200",
     "failing_since": "",
     "retry_at": "-",
