@@ -1,7 +1,5 @@
 """Project-wide request limits, applied before any view runs: the surface this process
-serves, the size of the body, and no NUL character in the query."""
-
-from urllib.parse import unquote_plus
+serves, and the size of the body."""
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -92,29 +90,13 @@ class RequestBodyLimitMiddleware:
         limit = settings.API_MAX_BODY_BYTES if api else settings.REQUEST_MAX_BODY_BYTES
         declared = request.META.get("CONTENT_LENGTH") or "0"
         if not declared.isdigit():
-            return refusal(api, 400, "Invalid Content-Length header.")
+            return self._refuse(api, 400, "Invalid Content-Length header.")
         if int(declared) > limit:
-            return refusal(api, 413, f"Request body too large (limit {limit} bytes).")
+            return self._refuse(api, 413, f"Request body too large (limit {limit} bytes).")
         return self.get_response(request)
 
-
-class QueryNulMiddleware:
-    """Refuse a query string carrying a NUL character (``%00``) with 400, before any view:
-    PostgreSQL text cannot hold one, so a lookup or search with it (the admin's ``?q=``, an
-    API filter) would otherwise end in a 500 from the database driver."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if "\x00" in unquote_plus(request.META.get("QUERY_STRING", "")):
-            return refusal(request.path.startswith("/api/"), 400, "NUL character in the query.")
-        return self.get_response(request)
-
-
-def refusal(api: bool, status: int, detail: str) -> HttpResponse:
-    """``detail`` with ``status``: as DRF's ``{"detail": …}`` JSON under ``/api/``, plain
-    text elsewhere."""
-    if api:
-        return JsonResponse({"detail": detail}, status=status)
-    return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+    @staticmethod
+    def _refuse(api: bool, status: int, detail: str):
+        if api:
+            return JsonResponse({"detail": detail}, status=status)
+        return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")

@@ -40,7 +40,6 @@ MIDDLEWARE = [
     # Before anything reads the request: a path of the other surface is a 404 here.
     "core.middleware.SurfaceMiddleware",
     "core.middleware.RequestBodyLimitMiddleware",
-    "core.middleware.QueryNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

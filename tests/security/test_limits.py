@@ -125,25 +125,3 @@ def test_cashier_action_is_a_closed_choice(client, order_factory):
     assert response.status_code == 400
     assert "Choose Pay, Decline or Cancel payment." in response.content.decode()
     assert db_state() == before
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/admin/payments/rechargeorder/?q=%00",
-        "/admin/notifications/notification/?%00=1",
-        "/api/payments/recharges/?out_trade_no=a%00b",
-        "/?page=1%00",
-    ],
-)
-def test_a_nul_character_in_the_query_is_a_400_with_the_reason(admin_client, path):
-    """PostgreSQL text holds no NUL: a query carrying one (value or key, percent-encoded) is
-    refused before any view or lookup, as JSON under /api/, where it was a 500 from the
-    changelist's search."""
-    response = admin_client.get(path)
-
-    assert response.status_code == 400
-    assert "NUL character in the query." in response.content.decode()
-    assert response["Content-Type"].startswith(
-        "application/json" if path.startswith("/api/") else "text/plain"
-    )
