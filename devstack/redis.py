@@ -12,22 +12,37 @@ import redis
 LOCAL_URL = "redis://127.0.0.1:6379/{db}"
 
 
-FREE_PORTS = range(20_000, 32_768)  # below Linux's default ephemeral range (32768-60999)
+def _free_ports() -> range:
+    """Ports below the kernel's ephemeral range (Linux: ``ip_local_port_range``, 32768-60999
+    by default), from 20000."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return range(20_000, max(low, 21_000))
+
+
+FREE_PORTS = _free_ports()
+_handed_out: set[int] = set()  # never the same port twice from one process
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now, picked below the
-    ephemeral range: a port the kernel hands out for outgoing connections could be taken by
-    one (a worker's connection to Redis or PostgreSQL) before our server binds it.
+    """A TCP port on 127.0.0.1 that nothing listens on right now and this process has not
+    handed out before, picked below the ephemeral range: a port the kernel hands out for
+    outgoing connections could be taken by one (a worker's connection to Redis or
+    PostgreSQL) before our server binds it.
 
     Raises RuntimeError when 200 random tries found none free."""
     for port in random.sample(FREE_PORTS, 200):
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     raise RuntimeError(f"no free port in {FREE_PORTS}")
 
 

@@ -137,14 +137,25 @@ def test_hourly_figures_are_reused_for_the_cache_time(db, settings, fresh_thrott
     assert hours_cached(NOW)[-1].attempts == first[-1].attempts + 1
 
 
-def test_a_cache_that_is_down_costs_the_computation_not_the_page(db, settings, monkeypatch):
-    """A cache error is logged and the figures computed: the admin index still renders."""
+def test_a_cache_that_is_down_costs_the_computation_not_the_page(
+    admin_client, settings, monkeypatch, caplog
+):
+    """With the cache on and down, each read and write fails: the warning is logged, the
+    figures computed, and the admin index renders with the dashboard."""
+    calls = []
 
     def down(*args):
+        calls.append(args)
         raise ConnectionError("cache down")
 
+    settings.DASHBOARD_CACHE_SECONDS = 60
     monkeypatch.setattr(notifications_dashboard.cache, "get", down)
     monkeypatch.setattr(notifications_dashboard.cache, "set", down)
     attempts(NOW - timedelta(minutes=5), [40])
 
     assert hours_cached(NOW)[-1].attempts == 1
+    page = admin_client.get(reverse("admin:index"))
+
+    assert len(calls) == 4  # a get and a set for each computation
+    assert "dashboard cache unavailable" in caplog.text
+    assert page.status_code == 200 and 'id="delivery-dashboard"' in page.content.decode()

@@ -21,8 +21,16 @@ def test_a_port_something_listens_on_is_skipped(monkeypatch):
         busy.listen()
         taken = busy.getsockname()[1]
         other = free_port()
+        devstack_redis._handed_out.discard(other)
         monkeypatch.setattr(devstack_redis.random, "sample", lambda *_: [taken, other])
         assert free_port() == other
+
+
+def test_a_port_is_handed_out_once_per_process(monkeypatch):
+    first = free_port()
+    monkeypatch.setattr(devstack_redis.random, "sample", lambda *_: [first])
+    with pytest.raises(RuntimeError, match="no free port"):
+        free_port()
 
 
 def test_no_free_port_is_an_error(monkeypatch):

@@ -3,14 +3,17 @@ endpoints and credentials; another merchant's are 404 like unknown ones; only an
 may resend, recover or roll, and what it does is logged; credentials are shown once."""
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from io import StringIO
+from threading import Barrier
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -626,3 +629,46 @@ def test_an_api_key_roll_sent_again_is_409_and_rolls_nothing(portal, merchant):
     assert again.status_code == 409 and bare.status_code == 409
     assert "already rolled" in again.content.decode()
     assert selectors.merchant_for_api_key(api_key=shown) == merchant
+
+
+def test_a_merchant_left_without_a_key_by_staff_gets_one_from_the_portal(portal, merchant):
+    """After staff's ``revoke_api_key --no-new-key`` the credentials page still offers the
+    roll, and it issues a key that works."""
+    call_command("revoke_api_key", merchant.app_id, "--no-new-key", stdout=StringIO())
+    page = portal.get(SETTINGS).content.decode()
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)
+
+    response = portal.post(ROLL_KEY, {"version": version})
+
+    shown = re.search(r'id="shown-once">(sk_[^<]+)<', response.content.decode()).group(1)
+    assert selectors.merchant_for_api_key(api_key=shown) == merchant
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no row locks to race on")
+def test_two_admins_rolling_the_api_key_at_once_roll_it_once(merchant, transactional_db):
+    """Two rolls of the same version at once, each in its own thread and connection: the
+    merchant's row lock lets one through; the other is ``KeyRolledMeanwhile``."""
+    members = [
+        MerchantMember.objects.create(
+            user=get_user_model().objects.create_user(f"admin{i}"), merchant=merchant, role="admin"
+        )
+        for i in range(2)
+    ]
+    version = portal_selectors.api_key_version(merchant)
+    barrier = Barrier(2)
+
+    def roll(member):
+        barrier.wait(timeout=10)
+        try:
+            return portal_services.member_api_key_roll(member=member, version=version)
+        except portal_services.KeyRolledMeanwhile:
+            return None
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(roll, members))
+
+    assert sorted(outcome is None for outcome in outcomes) == [False, True]
+    issued = next(outcome for outcome in outcomes if outcome)
+    assert selectors.merchant_for_api_key(api_key=issued) == merchant

@@ -60,7 +60,8 @@ def hours_cached(now) -> list[stats.Hour]:
     admin index load. The backlog and endpoint counts stay live (index counts). A cache that
     is down costs the computation, never the page."""
     seconds = settings.DASHBOARD_CACHE_SECONDS
-    key = f"notifications:dashboard:{settings.DASHBOARD_HOURS}:{now:%Y%m%d%H}"
+    # v1: the pickled ``stats.Hour``'s shape; a release that changes it bumps the version.
+    key = f"notifications:dashboard:v1:{settings.DASHBOARD_HOURS}:{now:%Y%m%d%H}"
     hours = _cache_call(cache.get, key) if seconds > 0 else None
     if hours is None:
         hours = stats.attempts_by_hour(now=now, hours=settings.DASHBOARD_HOURS)

@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
+from django.utils.crypto import salted_hmac
 
 from notifications.selectors import notification_subject_for_webhook_id
 
@@ -10,9 +11,11 @@ from ..selectors import recharge_orders_for_merchant, recharge_orders_with_notif
 
 
 def api_key_version(merchant: Merchant) -> str:
-    """What identifies the merchant's current API key to a roll form: the start of its
-    SHA-256 (reveals nothing of the key; changes with every roll)."""
-    return merchant.api_key_hash[:16]
+    """What identifies the merchant's current API key to a roll form (16 hex digits): an
+    HMAC of its stored hash under the project's secret, so it changes with every roll and
+    tells nothing about the key or its hash. A merchant left without a key (``revoke_api_key
+    --no-new-key``) has a version too, so the portal can issue one."""
+    return salted_hmac("portal-api-key-version", merchant.api_key_hash).hexdigest()[:16]
 
 
 def merchant_member_for_user(*, user: AbstractBaseUser) -> MerchantMember | None:

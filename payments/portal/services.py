@@ -154,13 +154,14 @@ def member_api_key_roll(*, member: MerchantMember, version: str) -> str:
     """Revoke the merchant's API key at once and return the new one (shown once), provided
     its current key is still ``version`` (``api_key_version``, checked under the merchant's
     row lock). Raises ``PermissionDenied`` (``operate_refusal``) and ``KeyRolledMeanwhile``."""
-    _require_operator(member)
     with transaction.atomic():
-        merchant = Merchant.objects.select_for_update().get(pk=member.merchant_id)
-        if not version or api_key_version(merchant) != version:
+        # Checked on the locked row: a deactivation or another roll committed meanwhile counts.
+        member.merchant = Merchant.objects.select_for_update().get(pk=member.merchant_id)
+        _require_operator(member)
+        if version != api_key_version(member.merchant):
             raise KeyRolledMeanwhile
-        key = merchant_api_key_revoke(merchant=merchant, issue_new=True)
-    _audit(member, merchant, "API key revoked and a new one issued from the portal.")
+        key = merchant_api_key_revoke(merchant=member.merchant, issue_new=True)
+    _audit(member, member.merchant, "API key revoked and a new one issued from the portal.")
     return key
 
 
