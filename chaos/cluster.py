@@ -4,8 +4,10 @@
     python -m chaos.cluster --throughput --orders 300 --json out.json
 
 One ``devstack.cluster.Cluster`` serves every scenario of the run: its own PostgreSQL (the
-template migrated once, a fresh copy per scenario) and Redis, each scenario's processes on
-their hosts, the receiver proxy on the harness's address. ``python -m chaos`` runs this in
+template migrated once, a fresh copy per scenario) and Redis, and when this environment's
+``CELERY_BROKER_URL`` names RabbitMQ a RabbitMQ node of its own on the broker host as the
+broker (each scenario in a namespace of its own there), each scenario's processes on their
+hosts, the receiver proxy on the harness's address. ``python -m chaos`` runs this in
 a process of its own for the network scenarios it is asked for (this process's Django
 points at the cluster's database) and merges the outcomes into its table. Where namespaces
 are not available every scenario is skipped with the reason. ``--throughput``: N
@@ -51,7 +53,7 @@ def run_on_cluster(scenarios: list[Scenario], *, sizes) -> list[Outcome]:
     """Every scenario on one cluster (removed at the end, whatever happens)."""
     from .__main__ import TEMPLATE_ENV, build_template
 
-    with Cluster(log_dir=CHAOS_VAR / "logs" / "cluster") as cluster:
+    with Cluster(log_dir=CHAOS_VAR / "logs" / "cluster", rabbitmq=on_rabbitmq()) as cluster:
         database = ClonedDatabase(
             base_url=cluster.database_url(),
             name="recharge_chaos",
@@ -88,13 +90,11 @@ def run_on_cluster(scenarios: list[Scenario], *, sizes) -> list[Outcome]:
         return outcomes
 
 
-def other_broker() -> str:
-    """Why the cluster does not run under this environment's broker ("" on Redis): its broker
-    host runs a private Redis; a RabbitMQ node in a namespace is not built."""
+def on_rabbitmq() -> bool:
+    """Whether this environment's broker is RabbitMQ: the cluster then runs a node of its own
+    (the URL's own node is not used: the hosts could not reach it)."""
     url = environment_broker_url()
-    if url and not broker_is_redis(url):
-        return "the simulated cluster's broker host runs Redis only (no RabbitMQ node there)"
-    return ""
+    return bool(url) and not broker_is_redis(url)
 
 
 def missing(scenario: Scenario) -> str:
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         print(f"not network scenarios: {', '.join(wrong)}", file=sys.stderr)
         return 2
     scenarios = [BY_KEY[key] for key in keys] + (THROUGHPUT if args.throughput else [])
-    reason = unavailable() or other_broker()
+    reason = unavailable(rabbitmq=on_rabbitmq())
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if reason:

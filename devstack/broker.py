@@ -7,8 +7,9 @@ deployment's queues, their exchange and its control and event exchanges all carr
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 
-from kombu import Connection
+from kombu import Connection, Queue
 
 from config.broker import rabbitmq_exchanges, rabbitmq_queues
 
@@ -17,41 +18,66 @@ RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"  # Debian's
 RABBITMQCTL_TIMEOUT = 30.0  # seconds
 
 
+@dataclass(frozen=True)
+class Rabbitmqctl:
+    """How to run ``rabbitmqctl`` against a node: ``argv`` (the command, behind ``ip netns
+    exec`` for a simulated cluster's node: ``devstack.cluster``) with ``env`` (None: this
+    process's, which finds the machine's node)."""
+
+    argv: tuple[str, ...] = (RABBITMQCTL,)
+    env: dict | None = None
+
+    def __call__(self, *args: str) -> str:
+        """Its output. Raises CalledProcessError when it fails (not root, node down),
+        TimeoutExpired after RABBITMQCTL_TIMEOUT seconds."""
+        return subprocess.run(
+            [*self.argv, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=RABBITMQCTL_TIMEOUT,
+        ).stdout
+
+
+LOCAL_RABBITMQCTL = Rabbitmqctl()
+
+
 def environment_broker_url() -> str | None:
     """The broker this process's environment names (``CELERY_BROKER_URL``), if any: every
     stack the harness starts uses it, else its Redis."""
     return os.environ.get("CELERY_BROKER_URL") or None
 
 
-def rabbitmq_backlog(*, url: str, namespace: str, queues: tuple[str, ...]) -> dict[str, int]:
+def rabbitmq_backlog(
+    *,
+    url: str,
+    namespace: str,
+    queues: tuple[str, ...],
+    rabbitmqctl: Rabbitmqctl = LOCAL_RABBITMQCTL,
+) -> dict[str, int]:
     """``{"queued": messages waiting, "unacked": delivered, not yet acknowledged}`` in the
     namespace's ``queues`` (plain names: ``notifications``; one the settings do not define,
     such as the benchmark's ``bench``, is the queue Celery creates under that very name). A
     queue not declared yet counts 0.
 
-    Asked of ``rabbitmqctl`` on this machine (the harness's RabbitMQ is local), as AMQP
-    shows a client the waiting messages only (a passive declare), not the unacknowledged
-    ones a caller waiting for a queue to drain must count too. Raises CalledProcessError
-    when rabbitmqctl fails (not root, no such virtual host)."""
+    Asked of ``rabbitmqctl`` (by default this machine's: the harness's RabbitMQ is local;
+    a simulated cluster's node: ``Cluster.rabbitmqctl``), as AMQP shows a client the waiting
+    messages only (a passive declare), not the unacknowledged ones a caller waiting for a
+    queue to drain must count too. Raises CalledProcessError when rabbitmqctl fails (not
+    root, no such virtual host)."""
     by_alias = {queue.alias: queue.name for queue in rabbitmq_queues(namespace=namespace)}
     wanted = {by_alias.get(alias, alias) for alias in queues}
-    listing = subprocess.run(
-        [
-            RABBITMQCTL,
-            "list_queues",
-            "--quiet",
-            "--no-table-headers",
-            "--vhost",
-            Connection(url).virtual_host,
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=RABBITMQCTL_TIMEOUT,
-    ).stdout
+    listing = rabbitmqctl(
+        "list_queues",
+        "--quiet",
+        "--no-table-headers",
+        "--vhost",
+        Connection(url).virtual_host,
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+    )
     backlog = {"queued": 0, "unacked": 0}
     for line in listing.splitlines():
         name, ready, unacked = line.rsplit("\t", 2)
@@ -94,3 +120,40 @@ def rabbitmq_delete_notify(*, url: str, namespace: str, names: tuple[str, ...]) 
         for queue in queues:
             channel.queue_delete(queue)
         channel.exchange_delete(prefix)
+
+
+def rabbitmq_probe_publish(*, url: str, queue: str, count: int) -> None:
+    """Declare the quorum queue ``queue`` (durable, nobody consumes it) and publish ``count``
+    persistent messages to it, each confirmed by RabbitMQ before the next: a record of what
+    the broker promised to keep, to count after it restarts (``rabbitmq_probe_take``)."""
+    probe = Queue(
+        queue, routing_key=queue, durable=True, queue_arguments={"x-queue-type": "quorum"}
+    )
+    options = {"confirm_publish": True}
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT, transport_options=options) as connection:
+        producer = connection.Producer()
+        for number in range(count):
+            producer.publish({"probe": number}, routing_key=queue, declare=[probe], delivery_mode=2)
+
+
+def rabbitmq_probe_take(*, url: str, queue: str) -> int:
+    """The messages waiting in ``queue`` (a passive declare), then delete it. Raises
+    kombu's ChannelError (404) when the queue does not exist."""
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT) as connection:
+        channel = connection.default_channel
+        waiting = channel.queue_declare(queue=queue, passive=True).message_count
+        channel.queue_delete(queue)
+    return waiting
+
+
+def rabbitmq_reachable(url: str) -> bool:
+    """True when a RabbitMQ at ``url`` lets us in within a second (a node still booting
+    refuses the connection)."""
+    connection = Connection(url, connect_timeout=1)
+    try:
+        connection.connect()
+        return True
+    except connection.connection_errors:
+        return False
+    finally:
+        connection.release()

@@ -7,17 +7,24 @@ machine's namespace (the harness's address, ``.1``): the harness drives the page
 database and runs the receiver proxy from there. Nothing is routed anywhere else: the
 namespaces have no default route, so traffic stays between these hosts. It runs a private
 PostgreSQL (initdb into a temporary directory, the machine's binaries) on ``db`` and a
-private redis-server (broker and cache) on ``broker``; ``ClusterStack`` runs the Procfile's
-processes on their hosts with ``ip netns exec``.
+private redis-server (the cache and throttles, and the broker unless RabbitMQ is) on
+``broker``; with ``rabbitmq=True`` also a private RabbitMQ node on ``broker`` (the
+machine's Debian rabbitmq-server, its data directory, config, logs and Erlang cookie the
+cluster's own; its epmd on the namespace's private loopback, so the machine's node is never
+touched), which is then the broker. ``ClusterStack`` runs the Procfile's processes on their
+hosts with ``ip netns exec``.
 
 Faults: ``partition(host, peer)`` silently drops every packet ``host`` sends to ``peer``
 (established connections hang, as on a real partition, until ``heal``); ``restart_postgres``
-and ``restart_redis`` restart the servers.
+restarts PostgreSQL, ``stop_redis``/``start_redis`` and ``stop_rabbitmq``/``start_rabbitmq``
+kill a broker (SIGKILL) and start it again: Redis empty, the RabbitMQ node on the data
+directory it had.
 
 Everything has a name unique to the run and is removed by ``close()`` (the context manager's
-exit, also after KeyboardInterrupt): every process left in the namespaces is SIGKILLed, the
-namespaces (and with them every veth and the bridge) deleted, the temporary directory
-removed. Needs root and ``ip``: ``unavailable()`` says why not, else "".
+exit, also after KeyboardInterrupt): every process left in the namespaces is SIGKILLed
+(RabbitMQ's epmd among them), the namespaces (and with them every veth and the bridge)
+deleted, the temporary directories removed. Needs root and ``ip`` (and rabbitmq-server for
+a RabbitMQ node): ``unavailable()`` says why not, else "".
 """
 
 import contextlib
@@ -28,30 +35,41 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from .broker import Rabbitmqctl, rabbitmq_reachable
 from .redis import reachable
 from .stack import Stack
 
 HOSTS = ("db", "broker", "web", "worker1", "worker2", "beat")
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
+RABBITMQ_PORT = 5672
 PG_BIN = Path("/usr/lib/postgresql")
-START_TIMEOUT = 30.0  # seconds PostgreSQL or Redis has to start
+# Debian's scripts, called directly: /usr/sbin's wrappers would su to the rabbitmq user and
+# read /etc/rabbitmq (the machine's node's settings).
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+# The node's only settings besides the environment: guest may log in from other hosts.
+RABBITMQ_CONFIG = "loopback_users = none\n"
+START_TIMEOUT = 60.0  # seconds PostgreSQL, Redis or RabbitMQ has to start (a loaded machine)
 # Where each Procfile process (by its key) runs.
 HOST_OF = {"web": "web", "payments": "web", "beat": "beat", "worker": "worker1"}
 NOWHERE = "02:00:00:00:00:00"  # a locally administered MAC address no interface here has
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
-def unavailable() -> str:
-    """Why this machine cannot make network namespaces ("" when it can)."""
+def unavailable(*, rabbitmq: bool = False) -> str:
+    """Why this machine cannot make the cluster, with a RabbitMQ node if ``rabbitmq`` (""
+    when it can)."""
     if os.geteuid() != 0:
         return "network namespaces need root (ip netns)"
     if shutil.which("ip") is None:
         return "no `ip` (iproute2) on this machine"
     if not _pg_bin():
         return f"no PostgreSQL binaries under {PG_BIN}"
+    if rabbitmq and not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        return f"no rabbitmq-server under {RABBITMQ_BIN} (apt-get install rabbitmq-server)"
     probe = f"c13probe{secrets.token_hex(3)}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
@@ -70,11 +88,23 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
-class Cluster:
-    """See the module docstring. ``log_dir`` receives postgres.log and redis.log."""
+def _wait_started(process: subprocess.Popen, ready: Callable[[], bool], what: str) -> None:
+    """Until ``ready()``: the server ``process`` runs answers (``what``: its name and URL).
+    Raises RuntimeError when the process exits first or after START_TIMEOUT seconds."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
 
-    def __init__(self, *, log_dir: Path):
+
+class Cluster:
+    """See the module docstring. ``log_dir`` receives redis.log, and with ``rabbitmq`` the
+    node's output (rabbitmq.log) and logs (rabbitmq/)."""
+
+    def __init__(self, *, log_dir: Path, rabbitmq: bool = False):
         self.log_dir = log_dir
+        self.rabbitmq = rabbitmq
         self.tag = secrets.token_hex(3)
         self.subnet = f"10.213.{secrets.randbelow(250) + 1}"
         self.switch = f"c13-{self.tag}-switch"
@@ -84,6 +114,8 @@ class Cluster:
         self.namespaces = {host: f"c13-{self.tag}-{host}" for host in HOSTS}
         self.pgdata: Path | None = None
         self.redis_process: subprocess.Popen | None = None
+        self.rabbitmq_dir: Path | None = None
+        self.rabbitmq_process: subprocess.Popen | None = None
 
     @property
     def network(self) -> str:
@@ -100,14 +132,24 @@ class Cluster:
     def redis_url(self) -> str:
         return f"redis://{self.addresses['broker']}:{REDIS_PORT}/0"
 
+    @property
+    def broker_url(self) -> str:
+        """The broker every host uses: the RabbitMQ node if the cluster runs one, else Redis."""
+        if self.rabbitmq:
+            return f"amqp://guest:guest@{self.addresses['broker']}:{RABBITMQ_PORT}//"
+        return self.redis_url
+
     # --- The network -----------------------------------------------------------------------
 
     def open(self) -> "Cluster":
-        """Make the namespaces, the bridge and the links; start PostgreSQL and Redis."""
+        """Make the namespaces, the bridge and the links; start PostgreSQL, Redis and the
+        RabbitMQ node if asked for."""
         try:
             self._make_network()
             self.start_postgres()
             self.start_redis()
+            if self.rabbitmq:
+                self.start_rabbitmq()
         except BaseException:
             self.close()
             raise
@@ -225,11 +267,11 @@ class Cluster:
                 str(self.log_dir / "redis.log"),
             ]  # fmt: skip
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not reachable(self.redis_url):
-            if self.redis_process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on {self.redis_url}")
-            time.sleep(0.1)
+        _wait_started(
+            self.redis_process,
+            lambda: reachable(self.redis_url),
+            f"redis-server on {self.redis_url}",
+        )
 
     def stop_redis(self) -> None:
         """SIGKILL the redis-server: whatever it held is gone."""
@@ -242,6 +284,67 @@ class Cluster:
         self.stop_redis()
         self.start_redis()
 
+    def start_rabbitmq(self) -> None:
+        """Start the RabbitMQ node on ``broker`` (the first time on a new data directory;
+        then on the one it had) and wait until it lets a client in: about 5-10 s. Raises
+        RuntimeError when it exits first or does not within START_TIMEOUT."""
+        if self.rabbitmq_dir is None:
+            self.rabbitmq_dir = Path(tempfile.mkdtemp(prefix=f"c13-{self.tag}-rabbitmq-"))
+            (self.rabbitmq_dir / "rabbitmq.conf").write_text(RABBITMQ_CONFIG)
+            (self.rabbitmq_dir / "enabled_plugins").write_text("[].\n")
+            # Named, so the machine's /etc/rabbitmq/rabbitmq-env.conf is not read; empty.
+            (self.rabbitmq_dir / "rabbitmq-env.conf").write_text("")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / "rabbitmq.log", "ab") as log:
+            # A session of its own: stop_rabbitmq kills the node's whole process group.
+            self.rabbitmq_process = subprocess.Popen(
+                [*self.exec_prefix("broker"), str(RABBITMQ_BIN / "rabbitmq-server")],
+                env=self._rabbitmq_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_started(
+            self.rabbitmq_process,
+            lambda: rabbitmq_reachable(self.broker_url),
+            f"the RabbitMQ node on {self.addresses['broker']}",
+        )
+
+    def stop_rabbitmq(self) -> None:
+        """SIGKILL the node (its whole process group; epmd, a daemon of its own, stays up as
+        on a real host): what its queues held on disk stays for ``start_rabbitmq``."""
+        if self.rabbitmq_process is not None and self.rabbitmq_process.poll() is None:
+            os.killpg(self.rabbitmq_process.pid, signal.SIGKILL)
+            self.rabbitmq_process.wait(timeout=10)
+
+    @property
+    def rabbitmqctl(self) -> Rabbitmqctl:
+        """``rabbitmqctl`` run on ``broker`` against the cluster's node."""
+        return Rabbitmqctl(
+            argv=(*self.exec_prefix("broker"), str(RABBITMQ_BIN / "rabbitmqctl")),
+            env=self._rabbitmq_env(),
+        )
+
+    def _rabbitmq_env(self) -> dict[str, str]:
+        """The node's environment, the CLI's too (the same node name and Erlang cookie:
+        ``$HOME/.erlang.cookie``, which the node writes at its first start)."""
+        base = self.rabbitmq_dir
+        return {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(base),
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.log_dir / "rabbitmq"),
+            "RABBITMQ_NODENAME": f"c13{self.tag}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": self.addresses["broker"],
+            "RABBITMQ_NODE_PORT": str(RABBITMQ_PORT),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",  # the broker namespace's own loopback
+        }
+
     # --- The whole -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -251,12 +354,15 @@ class Cluster:
             self.stop_postgres()
         with contextlib.suppress(Exception):
             self.stop_redis()
+        with contextlib.suppress(Exception):
+            self.stop_rabbitmq()
         for namespace in [*self.namespaces.values(), self.switch]:
             self._kill_all_in(namespace)
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
         subprocess.run(["ip", "link", "del", self.harness_link], capture_output=True)
-        if self.pgdata is not None:
-            shutil.rmtree(self.pgdata, ignore_errors=True)
+        for directory in (self.pgdata, self.rabbitmq_dir):
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
 
     @staticmethod
     def _kill_all_in(namespace: str) -> None:
@@ -275,9 +381,10 @@ class Cluster:
 class ClusterStack(Stack):
     """A ``Stack`` whose processes run on the cluster's hosts: web and payments on ``web``
     (listening on its address), beat on ``beat``, a worker on the host its key names
-    (``worker1``, ``worker2``; key ``worker``: ``worker1``); Redis (broker and cache) is the
-    cluster's. A setting ``CLUSTER_FAKETIME_<HOST>`` (libfaketime's FAKETIME, e.g. "+180")
-    skews the clock of that host's processes."""
+    (``worker1``, ``worker2``; key ``worker``: ``worker1``); Redis (the cache) and the broker
+    (Redis or RabbitMQ: ``Cluster.broker_url``) are the cluster's, as is the ``rabbitmqctl``
+    the harness asks for a RabbitMQ backlog. A setting ``CLUSTER_FAKETIME_<HOST>``
+    (libfaketime's FAKETIME, e.g. "+180") skews the clock of that host's processes."""
 
     def __init__(self, *, cluster: Cluster, settings: dict, **kw):
         self.cluster = cluster
@@ -289,10 +396,12 @@ class ClusterStack(Stack):
         }
         allowed = f"127.0.0.0/8,::1/128,{cluster.network}"
         kw["redis_url"] = cluster.redis_url
+        if cluster.rabbitmq:
+            self.rabbitmqctl = cluster.rabbitmqctl
         super().__init__(
             settings={
                 **settings,
-                "CELERY_BROKER_URL": cluster.redis_url,
+                "CELERY_BROKER_URL": cluster.broker_url,
                 "NOTIFY_ALLOWED_NETWORKS": allowed,
                 "DJANGO_ALLOWED_HOSTS": f"127.0.0.1,localhost,{self.address}",
             },

@@ -22,6 +22,7 @@ from celery import Celery
 from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
 
 from .broker import (
+    LOCAL_RABBITMQCTL,
     environment_broker_url,
     rabbitmq_backlog,
     rabbitmq_delete,
@@ -128,6 +129,7 @@ class Stack:
         self._metrics_emptied = False
 
     address = "127.0.0.1"  # where the servers listen (a cluster's web host: devstack.cluster)
+    rabbitmqctl = LOCAL_RABBITMQCTL  # how to ask the RabbitMQ node (a cluster's: its own)
 
     def url(self, server: str) -> str:
         return f"http://{self.address}:{self.ports[server]}"
@@ -182,7 +184,12 @@ class Stack:
         acknowledged}`` (with ``task_acks_late``: not yet run to the end); on RabbitMQ from
         its ``rabbitmqctl`` (``devstack.broker.rabbitmq_backlog``)."""
         if not self.broker_is_redis:
-            return rabbitmq_backlog(url=self.broker_url, namespace=self.namespace, queues=queues)
+            return rabbitmq_backlog(
+                url=self.broker_url,
+                namespace=self.namespace,
+                queues=queues,
+                rabbitmqctl=self.rabbitmqctl,
+            )
         with self.redis() as client:
             pipe = client.pipeline()
             for queue in queues:
@@ -358,11 +365,18 @@ class Stack:
     def _pinged(self) -> bool:
         """Whether a worker of the namespace answered a ping within half a second."""
         control = self.control()
+        connection = control.connection_for_write()
         try:
             return bool(control.control.ping(timeout=0.5))
-        except control.connection_for_write().channel_errors:
+        except connection.channel_errors:
             # RabbitMQ refuses a publish to an exchange nobody declared: the control
             # exchange exists once the first worker has started consuming from it.
+            return False
+        except connection.connection_errors:
+            # kombu pools producers per broker URL for the whole process, so this client
+            # may be handed a connection an earlier stack opened to a broker restarted
+            # since (the simulated cluster's RabbitMQ node, chaos 14): the failed write
+            # marks it closed and the next ping connects again.
             return False
 
     # --- The whole -------------------------------------------------------------------------

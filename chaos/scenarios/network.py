@@ -4,7 +4,7 @@ the receiver proxy on the harness's address). Each runs both worker hosts, place
 and, at half of them, injects its fault for ``outage`` seconds, then heals it:
 
 - 13: worker1 partitioned from the database mid-delivery (its connections hang);
-- 14: the broker (Redis) restarted, empty;
+- 14: the broker SIGKILLed and restarted: Redis empty; a RabbitMQ node on its data;
 - 15: PostgreSQL restarted (``pg_ctl restart -m fast``) mid-run;
 - 16: worker2's clock three minutes ahead for the whole run (libfaketime);
 - 17: worker1 partitioned from the broker;
@@ -17,16 +17,19 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from devstack.broker import rabbitmq_probe_publish, rabbitmq_probe_take
 from devstack.settle import WaitTimeout, wait_until
 from devstack.shoppers import plan_orders
 
-from ..figures import sending_now
+from ..figures import received_task_ids, sending_now
 from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
 
 TOOK = re.compile(r"Task (\S+)\[[^\]]+\] (?:succeeded|raised|retry)[^0-9]* in ([0-9.]+)s")
 
 ORDER_TTL = 20  # seconds an order may stay unpaid in scenario 15
 SKEW = 180  # seconds worker2's clock is ahead in scenario 16: inside the 5 min signature tolerance
+PROBES = 20  # confirmed messages scenario 14 leaves in a quorum queue of its own on RabbitMQ
+BROKER_LOST = "Connection to broker lost"  # a Celery worker's log, when its connection dies
 
 
 def start_cluster(run: ChaosRun) -> None:
@@ -84,16 +87,30 @@ def longest_task(run: ChaosRun, host: str) -> tuple[float, str]:
     return max(found, default=(0.0, ""))
 
 
+def received(run: ChaosRun) -> dict[str, int]:
+    """``{worker host: deliver messages its worker received so far}``, from the logs."""
+    return {
+        host: len(received_task_ids(run.log_dir / f"{host}.log")) for host in ("worker1", "worker2")
+    }
+
+
 def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
     """``faulted_run`` with ``host`` cut off from ``peer``; checks that a task of ``host``'s
-    worker was held by the partition (ran for half the outage or more)."""
+    worker was held by the partition (ran for half the outage or more), or, cut off from the
+    broker, that it took no more messages meanwhile than it could have been sent unasked
+    (its prefetch: one per process) while the other worker took the new ones."""
     cluster = run.stack.cluster
-    failed = faulted_run(
-        run,
-        inject=lambda: cluster.partition(host, peer),
-        heal=lambda: cluster.heal(host, peer),
-        seed=seed,
-    )
+    counts = {}
+
+    def inject() -> None:
+        counts["cut"] = received(run)
+        cluster.partition(host, peer)
+
+    def heal() -> None:
+        cluster.heal(host, peer)
+        counts["healed"] = received(run)
+
+    failed = faulted_run(run, inject=inject, heal=heal, seed=seed)
     seconds, task = longest_task(run, host)
     run.note(f"{host} could not reach {peer} for {run.sizes.outage:.0f}s (packets dropped)")
     if peer == "harness":  # its requests time out (connect timeout): failed attempts
@@ -104,6 +121,17 @@ def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
             seconds >= run.sizes.outage / 2,
             f"longest: {task} {seconds:.1f}s",
         )
+    else:
+        took = {key: counts["healed"][key] - counts["cut"][key] for key in counts["cut"]}
+        prefetch = int(run.env["WORKER_CONCURRENCY"])
+        others = sum(n for key, n in took.items() if key != host)
+        run.check(
+            f"{host} took no more than its prefetch while cut off, the other worker the rest",
+            took[host] <= prefetch and others > 0,
+            f"deliver messages received while cut off: {took}; prefetch {prefetch}",
+        )
+        lost = BROKER_LOST in (run.log_dir / f"{host}.log").read_text(errors="replace")
+        run.note(f"{host}'s broker connection {'was' if lost else 'was not'} given up on")
 
 
 def worker_partitioned_from_db(run: ChaosRun) -> None:
@@ -114,12 +142,59 @@ def worker_partitioned_from_db(run: ChaosRun) -> None:
 
 
 def broker_restarted(run: ChaosRun) -> None:
-    """14. The broker host's Redis is SIGKILLed and started again empty mid-run: queued and
-    unacknowledged messages are gone; the workers and beat reconnect, the sweeper re-sends
-    every due row."""
+    """14. The broker host's broker is SIGKILLed mid-run and started again: Redis empty (the
+    queued and unacknowledged messages are gone); RabbitMQ on its data directory
+    (``rabbitmq_restarted``). The workers and beat reconnect, the sweeper re-sends every due
+    row. Checks that both workers lost their broker connection."""
     cluster = run.stack.cluster
-    faulted_run(run, inject=cluster.stop_redis, heal=cluster.start_redis, seed=32)
-    run.note("Redis (broker and cache) on the broker host killed, restarted empty")
+    if run.stack.broker_is_redis:
+        faulted_run(run, inject=cluster.stop_redis, heal=cluster.start_redis, seed=32)
+        run.note("Redis (broker and cache) on the broker host killed, restarted empty")
+    else:
+        rabbitmq_restarted(run)
+    cut = [
+        host
+        for host in ("worker1", "worker2")
+        if BROKER_LOST in (run.log_dir / f"{host}.log").read_text(errors="replace")
+    ]
+    run.check("both workers lost their broker connection", len(cut) == 2, f"lost: {cut}")
+
+
+def rabbitmq_restarted(run: ChaosRun) -> None:
+    """14 on RabbitMQ: the node is SIGKILLed and started on the data directory it had, as a
+    host's crash and reboot. A quorum queue of the run's own, given PROBES confirmed
+    messages before the orders, must hold them all after the restart (what a quorum queue
+    confirmed survives); the namespace's queues' backlog as rabbitmqctl saw it before the
+    kill and once the node was back is noted (its counts lag a few seconds): what the
+    workers held unacknowledged went back to their queues, redelivered."""
+    stack, cluster = run.stack, run.stack.cluster
+    probe = f"{stack.namespace}.probe"
+    rabbitmq_probe_publish(url=stack.broker_url, queue=probe, count=PROBES)
+    seen = {}
+
+    def inject() -> None:
+        seen["before"] = stack.broker_backlog("notifications", "periodic")
+        cluster.stop_rabbitmq()
+
+    def heal() -> None:
+        began = time.monotonic()
+        cluster.start_rabbitmq()
+        seen["started"] = time.monotonic() - began
+        seen["after"] = stack.broker_backlog("notifications", "periodic")
+
+    faulted_run(run, inject=inject, heal=heal, seed=32)
+    kept = rabbitmq_probe_take(url=stack.broker_url, queue=probe)
+    run.check(
+        "a quorum queue's confirmed messages survived the SIGKILL",
+        kept == PROBES,
+        f"{kept} of {PROBES}",
+    )
+    run.note(
+        f"RabbitMQ node on the broker host SIGKILLed, started again on its data directory "
+        f"(back {seen['started']:.1f}s after the start began); rabbitmqctl, whose quorum queue "
+        f"counts lag by seconds, saw the namespace's queues hold "
+        f"{seen['before']} before the kill and {seen['after']} once it was back"
+    )
 
 
 def postgres_restarted(run: ChaosRun) -> None:
@@ -179,7 +254,9 @@ def _worker_clock(run: ChaosRun, host: str) -> float | None:
 
 def worker_partitioned_from_broker(run: ChaosRun) -> None:
     """17. worker1 is cut off from the broker: the messages it holds unacknowledged stay with
-    Redis (redelivered after the visibility timeout) and worker2 takes everything new."""
+    the broker (Redis: redelivered after the visibility timeout; RabbitMQ: until the
+    connection's heartbeats, 30 s, give it up, so not within a shorter cut) and worker2
+    takes everything new."""
     partition(run, "worker1", "broker", seed=35)
 
 
@@ -192,7 +269,8 @@ def worker_partitioned_from_receiver(run: ChaosRun) -> None:
 SCENARIOS = [
     Scenario("13", "worker host partitioned from the database", worker_partitioned_from_db,
              network=True),
-    Scenario("14", "broker host's Redis restarted empty", broker_restarted, network=True),
+    Scenario("14", "broker host's broker SIGKILLed, restarted", broker_restarted,
+             network=True),
     Scenario("15", "PostgreSQL restarted mid-run", postgres_restarted,
              env={"PAYMENTS_ORDER_TTL": str(ORDER_TTL)}, network=True),
     Scenario("16", "a worker host's clock 3 min ahead", clock_skewed,

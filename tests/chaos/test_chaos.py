@@ -8,8 +8,9 @@ under var/chaos otherwise), and writes its outcomes as JSON. Each test then pins
 scenario's verdict: nothing lost, nothing credited twice, the audit clean, the scenario's
 own checks passed; a Redis-only fault on RabbitMQ is skipped with the run's reason, and the
 network scenarios (13-18: a simulated cluster in network namespaces, its own PostgreSQL and
-Redis) with the reason where namespaces are not available (not root, no ``ip``). A
-failure shows the run's table and details (logs under var/chaos/logs/<scenario>/).
+Redis, and on RabbitMQ a RabbitMQ node of its own as the broker) with the reason where
+namespaces are not available (not root, no ``ip``, no rabbitmq-server). A failure shows the
+run's table and details (logs under var/chaos/logs/<scenario>/).
 """
 
 import json
@@ -42,7 +43,7 @@ SCENARIO_OF = {
     "test_endpoint_disabled_then_recovered_since_a_time": "11",
     "test_worker_sigkilled_with_a_batch_in_flight": "12",
     "test_worker_host_partitioned_from_the_database": "13",
-    "test_broker_host_redis_restarted": "14",
+    "test_broker_host_broker_restarted": "14",
     "test_postgres_restarted_mid_run": "15",
     "test_worker_host_clock_three_minutes_ahead": "16",
     "test_worker_host_partitioned_from_the_broker": "17",
@@ -248,10 +249,13 @@ def test_worker_host_partitioned_from_the_database(chaos_run):
     assert check_passed(outcome, "the partition held a task on worker1"), outcome["checks"]
 
 
-def test_broker_host_redis_restarted(chaos_run):
-    """14. The broker host's Redis is killed mid-run and started empty: what it held is gone,
-    yet every notification is delivered (the sweeper re-sends due rows), none twice."""
+def test_broker_host_broker_restarted(chaos_run):
+    """14. The broker host's broker is SIGKILLed mid-run (both workers lose their connection)
+    and started again: Redis empty, what it held gone; a RabbitMQ node on its data directory,
+    a quorum queue's confirmed messages kept (checked by the scenario). Every notification
+    is delivered (the sweeper re-sends due rows), none twice."""
     outcome = assert_scenario(chaos_run, "14")
+    assert check_passed(outcome, "both workers lost their broker connection"), outcome["checks"]
     assert outcome["beyond"] == 0
 
 
@@ -273,9 +277,12 @@ def test_worker_host_clock_three_minutes_ahead(chaos_run):
 
 
 def test_worker_host_partitioned_from_the_broker(chaos_run):
-    """17. worker1 cannot reach the broker for the outage, with deliveries in flight: every
-    notification is delivered, none twice."""
+    """17. worker1 cannot reach the broker for the outage, with deliveries in flight: it takes
+    no more than its prefetch meanwhile and worker2 the new messages; every notification is
+    delivered, none twice."""
     outcome = assert_scenario(chaos_run, "17")
+    name = "worker1 took no more than its prefetch while cut off, the other worker the rest"
+    assert check_passed(outcome, name), outcome["checks"]
     assert outcome["beyond"] == 0
 
 
