@@ -28,7 +28,7 @@ def rabbitmq_purged(run: ChaosRun) -> None:
     last one), so the wake-ups of the orders paid meanwhile and beat's ticks wait in the
     queues and are lost with them: the sweeper must wake a worker for every due row."""
     run.receiver.refuse_first = 0.3  # as in 2a: retries under way at each purge
-    run.start("web", "payments", "worker", "beat")
+    run.start(*PROCESSES)
     state = run.drive(plan_orders(run.sizes.orders, seed=2))
     purges = [_hold_and_purge(run, state, since=0.4, until=0.5)]
     run.say(f"purged at 50% of the orders: {purges[-1]}")
