@@ -17,8 +17,6 @@ import os
 
 import psutil
 
-from .stack import process_tree
-
 PARTS = ("driver", "web", "payments", "receiver", "echo", "worker", "postgres", "redis")
 
 
@@ -35,7 +33,7 @@ def stack_processes(stack) -> dict[str, list[psutil.Process]]:
     parts: dict[str, list[psutil.Process]] = {part: [] for part in PARTS}
     parts["driver"].append(psutil.Process(os.getpid()))
     for part in ("web", "payments", "receiver", "echo", "worker"):
-        parts[part] = process_tree(stack, part)
+        parts[part] = stack.process_tree(part)
     if stack.redis_process is not None:
         parts["redis"].append(psutil.Process(stack.redis_process.pid))
     if getattr(stack, "env", {}).get("DATABASE_URL", "").startswith("postgres"):

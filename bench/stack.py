@@ -11,8 +11,6 @@ import os
 import secrets
 from pathlib import Path
 
-import psutil
-
 from devstack import database
 from devstack.redis import free_port
 from devstack.stack import VAR, Stack, django_setup
@@ -109,16 +107,3 @@ def echo_origins(stack: Stack) -> list[str]:
     """``http://127.0.0.1:<port>`` for every port the echo server listens on."""
     ports = [stack.ports["echo"], *stack.env["ECHO_PORTS"].split(",")]
     return [f"http://127.0.0.1:{port}" for port in ports]
-
-
-def process_tree(stack: Stack, key: str) -> list[psutil.Process]:
-    """The processes of ``key`` (its main process and every descendant: a gunicorn's
-    workers, a prefork pool); empty when it is not running."""
-    pid = stack.pid(key)
-    if pid is None:
-        return []
-    try:
-        main = psutil.Process(pid)
-        return [main, *main.children(recursive=True)]
-    except psutil.Error:
-        return []

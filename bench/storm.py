@@ -21,7 +21,7 @@ from devstack.settle import wait_until
 from .contenders import outbox_create
 from .echo import answered
 from .probe import Beat, MemorySampler
-from .stack import echo_origins, process_tree, start_worker
+from .stack import echo_origins, start_worker
 
 ROUNDS = 3
 
@@ -51,7 +51,7 @@ def _storm(
 
     rows = Notification.objects.filter(subject__startswith=f"{tag}-")
     behind = rows.filter(attempt_count__lt=ROUNDS)
-    worker = functools.partial(process_tree, stack, "worker")
+    worker = functools.partial(stack.process_tree, "worker")
     with MemorySampler(processes=worker, client=client) as memory:
         idle_rss, idle_redis = memory.last_rss, memory.last_redis
         started, _ = outbox_create(app_id=app_id, urls=urls, n=n, tag=tag)

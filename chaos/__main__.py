@@ -9,7 +9,8 @@
 recreated; the database ``DATABASE_URL`` names is never touched); otherwise SQLite under
 var/chaos. Every scenario has its own Redis on a free port (never the machine's), its broker
 unless ``CELERY_BROKER_URL`` names one (``amqp://…``: RabbitMQ, each scenario in a namespace
-of its own, its queues deleted afterwards; the Redis-only scenarios are skipped). Logs:
+of its own, its queues deleted afterwards; the Redis-only scenarios are skipped, and on
+Redis the RabbitMQ-only ones, 2c, 2d and 5b). Logs:
 var/chaos/logs/<scenario>/. Exit status 0 only when no scenario lost a notification or
 credited anything twice and every scenario's checks and final audit passed. The network
 scenarios (13-18) run on a simulated cluster of their own (``python -m chaos.cluster``).

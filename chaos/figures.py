@@ -37,18 +37,20 @@ def receiver_counts(proxy, *, exact: bool) -> tuple[str, bool, str]:
     """The check that no claimed attempt was sent twice, as (name, ok, detail): per
     webhook-id, the requests ``proxy`` saw are at most the attempt rows. A request beyond
     the rows is an HTTP attempt nobody claimed. With ``exact``, also at least the rows less
-    those that timed out: every other attempt reached the receiver. A timed-out one may not
-    have (a worker frozen with SIGSTOP spends its attempts' deadlines without sending)."""
+    those that timed out or were abandoned: every other attempt reached the receiver. Those
+    may not have (a worker frozen with SIGSTOP spends its attempts' deadlines without
+    sending; one SIGKILLed may die before it sends)."""
     seen = proxy.requests_per_webhook_id()
     rows = attempts_per_webhook_id()
     extra = {wid: (n, rows.get(wid, 0)) for wid, n in seen.items() if n > rows.get(wid, 0)}
     name = "receiver saw each claimed attempt at most once"
     if exact:
-        timed_out = attempts_per_webhook_id(error__startswith="timeout after")
+        unsent = attempts_per_webhook_id(error__startswith="timeout after")
+        unsent += attempts_per_webhook_id(error__startswith="abandoned")
         extra.update(
-            {wid: (seen[wid], n) for wid, n in rows.items() if seen[wid] < n - timed_out[wid]}
+            {wid: (seen[wid], n) for wid, n in rows.items() if seen[wid] < n - unsent[wid]}
         )
-        name = "receiver saw each claimed attempt once, a timed-out one at most once"
+        name = "receiver saw each claimed attempt once, a timed-out or abandoned one at most once"
     detail = f"{sum(seen.values())} requests for {sum(rows.values())} attempt rows"
     if extra:
         shown = dict(list(extra.items())[:5])
@@ -94,6 +96,17 @@ def sending_now(*, claimed_after: float = 0.0) -> int:
 def deliver_messages(log_dir: Path) -> int:
     """``notifications.deliver`` messages the scenario's workers received, repeats counted."""
     return sum(len(received_task_ids(path)) for path in sorted(log_dir.glob("worker*.log")))
+
+
+def redeliveries(log_dir: Path) -> int:
+    """``notifications.deliver`` messages the scenario's workers received again, by task id:
+    the broker's redeliveries (a copy published by hand has an id of its own)."""
+    received = Counter(
+        task_id
+        for path in sorted(log_dir.glob("worker*.log"))
+        for task_id in received_task_ids(path)
+    )
+    return sum(n - 1 for n in received.values() if n > 1)
 
 
 def received_task_ids(log_path: Path, task: str = "notifications.deliver") -> list[str]:

@@ -165,14 +165,16 @@ class Outcome:
 class Scenario:
     """One fault family's scenario: ``run(chaos_run)`` injects the fault and reports; ``env``
     is its settings on top of ``BASE_ENV``; ``redis_only``, for a fault only Redis as the
-    broker has, says why it is skipped on RabbitMQ; ``network``: a fault only a network
-    causes, run on the simulated cluster (``chaos.cluster``)."""
+    broker has, says why it is skipped on RabbitMQ, and ``rabbitmq_only``, for one only
+    RabbitMQ has, why it is skipped on Redis; ``network``: a fault only a network causes,
+    run on the simulated cluster (``chaos.cluster``)."""
 
     key: str
     title: str
     run: Callable[["ChaosRun"], None]
     env: dict = field(default_factory=dict)
     redis_only: str = ""
+    rabbitmq_only: str = ""
     network: bool = False  # runs on the simulated cluster (chaos.cluster), not on loopback
 
 
@@ -256,15 +258,25 @@ class ChaosRun(Run):
         )
 
 
+def broker_skip(scenario: Scenario, *, broker_is_redis: bool) -> str | None:
+    """Why ``scenario`` does not run on this broker ("skipped on RabbitMQ: ..."), or None."""
+    if scenario.redis_only and not broker_is_redis:
+        return f"skipped on RabbitMQ: {scenario.redis_only}"
+    if scenario.rabbitmq_only and broker_is_redis:
+        return f"skipped on Redis: {scenario.rabbitmq_only}"
+    return None
+
+
 def run_scenario(
     scenario: Scenario, *, sizes: Sizes, database: ClonedDatabase, **run_options
 ) -> Outcome:
     """Run one scenario from a fresh database; never raises (an error is the outcome's). A
-    Redis-only scenario on another broker is skipped, its reason in the outcome.
-    ``run_options`` go to ``devstack.run.Run`` (a cluster's receiver and stack)."""
+    Redis-only scenario on another broker, or a RabbitMQ-only one on Redis, is skipped, its
+    reason in the outcome. ``run_options`` go to ``devstack.run.Run`` (a cluster's receiver
+    and stack)."""
     run = ChaosRun(scenario=scenario, sizes=sizes, database=database, **run_options)
-    if scenario.redis_only and not run.stack.broker_is_redis:
-        run.outcome.skipped = f"skipped on RabbitMQ: {scenario.redis_only}"
+    run.outcome.skipped = broker_skip(scenario, broker_is_redis=run.stack.broker_is_redis)
+    if run.outcome.skipped:
         run.say(run.outcome.skipped)
         return run.outcome
     began = time.monotonic()

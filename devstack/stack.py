@@ -11,13 +11,16 @@ the stack chose, and otherwise only the basics of this process's environment (``
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import redis
 from celery import Celery
+from kombu import Connection
 
 from config.broker import broker_is_redis, rabbitmq_exchanges, rabbitmq_queues
 
@@ -25,8 +28,13 @@ from .broker import (
     LOCAL_RABBITMQCTL,
     environment_broker_url,
     rabbitmq_backlog,
+    rabbitmq_close,
+    rabbitmq_connections,
     rabbitmq_delete,
     rabbitmq_delete_notify,
+    rabbitmq_purge,
+    rabbitmq_queue_names,
+    rabbitmq_unacked,
 )
 from .processes import ROOT, Process, procfile_commands, wait_for_port
 from .redis import free_port, start_redis
@@ -35,6 +43,7 @@ VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
 INHERITED = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TZ")
 READY_TIMEOUT = 90.0  # seconds a process has to accept connections or answer a ping
+REPLY_TIMEOUT = 3.0  # seconds the workers have to answer a remote-control command
 
 
 def stack_environment(settings: dict, *, inherit: bool = False) -> dict[str, str]:
@@ -72,6 +81,14 @@ def django_setup(env: dict) -> None:
     import django
 
     django.setup()
+
+
+def _sockets(process: psutil.Process) -> list:
+    """``process``'s TCP sockets (psutil's ``net_connections``); none once it has exited."""
+    try:
+        return process.net_connections(kind="tcp")
+    except psutil.Error:
+        return []
 
 
 class Stack:
@@ -209,6 +226,67 @@ class Stack:
             client.flushall()
         return lost
 
+    # --- RabbitMQ as the broker --------------------------------------------------------------
+
+    def _require_rabbitmq(self) -> None:
+        """Raises RuntimeError unless the broker is RabbitMQ."""
+        if self.broker_is_redis:
+            raise RuntimeError("the broker is Redis, not RabbitMQ")
+
+    def purge(self, *queues: str) -> dict[str, int]:
+        """Purge the namespace's ``queues`` (plain names) on RabbitMQ: ``{queue: messages
+        purged}`` (``devstack.broker.rabbitmq_purge``). RuntimeError on Redis."""
+        self._require_rabbitmq()
+        return rabbitmq_purge(url=self.broker_url, namespace=self.namespace, queues=queues)
+
+    def broker_connections(self, *keys: str) -> dict[str, list[str]]:
+        """``{key: its RabbitMQ connections}`` (``devstack.broker.rabbitmq_connections``) of
+        the processes ``keys`` and their descendants (a gunicorn's workers, a prefork pool):
+        those whose client end is the local end of one of their sockets to the broker's port.
+        RuntimeError on Redis."""
+        self._require_rabbitmq()
+        port = Connection(self.broker_url).port
+        clients = {
+            key: {
+                (sock.laddr.ip, sock.laddr.port)
+                for process in self.process_tree(key)
+                for sock in _sockets(process)
+                if sock.raddr and sock.raddr.port == port
+            }
+            for key in keys
+        }
+        found = rabbitmq_connections(url=self.broker_url, clients=set().union(*clients.values()))
+        return {key: [found[c] for c in mine if c in found] for key, mine in clients.items()}
+
+    def close_broker_connections(self, *keys: str) -> dict[str, int]:
+        """Have RabbitMQ close every connection of the processes ``keys`` (see
+        ``broker_connections``): ``{key: connections closed}``. RuntimeError on Redis."""
+        connections = self.broker_connections(*keys)
+        reason = f"chaos: {self.namespace}"
+        return {key: rabbitmq_close(pids, reason=reason) for key, pids in connections.items()}
+
+    def broker_unacked(self, key: str) -> int:
+        """Messages RabbitMQ delivered to the processes ``key`` and that they have not
+        acknowledged yet (``devstack.broker.rabbitmq_unacked``). RuntimeError on Redis."""
+        return rabbitmq_unacked(self.broker_connections(key)[key])
+
+    def consume(self, *queues: str, on: bool) -> int:
+        """Have the namespace's workers stop (``on=False``) or start again consuming from
+        the RabbitMQ ``queues`` (plain names), by Celery's remote control
+        (``cancel_consumer``, ``add_consumer``); what they hold stays theirs. (A worker
+        that reconnects later forgets a queue added back this way: Celery rebuilds its
+        consumer from the queues it selected, which ``cancel_consumer`` removed.) Returns
+        how many workers replied; RuntimeError when none did, or on Redis."""
+        self._require_rabbitmq()
+        names = rabbitmq_queue_names(namespace=self.namespace, queues=queues)
+        control = self.control().control
+        command = control.add_consumer if on else control.cancel_consumer
+        replies = [command(name, reply=True, timeout=REPLY_TIMEOUT) for name in names]
+        replied = {worker for answers in replies for answer in answers for worker in answer}
+        if not replied:
+            raise RuntimeError(f"no worker replied to {command.__name__} {names}")
+        return len(replied)
+
     # --- Processes -------------------------------------------------------------------------
 
     def launch(self, name: str, *, key: str = "", args: str = "", env: dict | None = None):
@@ -245,16 +323,20 @@ class Stack:
             path.unlink()
         self._metrics_emptied = True
 
-    def wait_ready(self, name: str, *, key: str = "", timeout: float = READY_TIMEOUT) -> None:
-        """Until a server accepts connections on its port, or a worker answers a ping.
-        Raises RuntimeError when the process exits first or after ``timeout`` seconds."""
+    def wait_ready(
+        self, name: str, *, key: str = "", timeout: float = READY_TIMEOUT, node: str = ""
+    ) -> None:
+        """Until a server accepts connections on its port, or a worker answers a ping: any
+        worker of the namespace, or with ``node`` the one started with ``-n <node>@%h``
+        (while another runs). Raises RuntimeError when the process exits first or after
+        ``timeout`` seconds."""
         process = self.processes[key or name]
         if name in self.ports:
             wait_for_port(
                 self.ports[name], timeout=timeout, process=process.popen, host=self.address
             )
         elif name == "worker":
-            self._wait_for_worker(process, timeout)
+            self._wait_for_worker(process, timeout, node)
 
     def start(self, *names: str, args: str = "", env: dict | None = None) -> None:
         """Launch the Procfile processes ``names`` together, then wait until each is ready."""
@@ -296,6 +378,18 @@ class Stack:
         """The main process id of ``key`` (None when it is not running)."""
         process = self.processes.get(key)
         return process.popen.pid if process is not None and process.alive else None
+
+    def process_tree(self, key: str) -> list[psutil.Process]:
+        """The processes of ``key`` (its main process and every descendant: a gunicorn's
+        workers, a prefork pool); empty when it is not running."""
+        pid = self.pid(key)
+        if pid is None:
+            return []
+        try:
+            main = psutil.Process(pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.Error:
+            return []
 
     def manage(self, *args: str) -> None:
         """``python manage.py <args>`` with the stack's environment, its output in
@@ -354,20 +448,22 @@ class Stack:
             "notifications.deliver", args=[str(notification_id)], queue="notifications"
         )
 
-    def _wait_for_worker(self, process: Process, timeout: float) -> None:
+    def _wait_for_worker(self, process: Process, timeout: float, node: str) -> None:
         deadline = time.monotonic() + timeout
-        while not self._pinged():
+        while not self._pinged(node):
             if not process.alive:
                 raise RuntimeError(f"{process.key} exited during startup (see {self.log_dir})")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no worker answered a ping within {timeout:.0f}s")
 
-    def _pinged(self) -> bool:
-        """Whether a worker of the namespace answered a ping within half a second."""
+    def _pinged(self, node: str = "") -> bool:
+        """Whether a worker of the namespace (the one named ``<node>@<this host>``, when
+        given) answered a ping within half a second."""
         control = self.control()
         connection = control.connection_for_write()
+        destination = [f"{node}@{socket.gethostname()}"] if node else None
         try:
-            return bool(control.control.ping(timeout=0.5))
+            return bool(control.control.ping(timeout=0.5, destination=destination))
         except connection.channel_errors:
             # RabbitMQ refuses a publish to an exchange nobody declared: the control
             # exchange exists once the first worker has started consuming from it.

@@ -21,6 +21,7 @@ from . import (
     duplicates,
     endpoints,
     network,
+    rabbitmq,
     receiver,
     reconciliation,
     worker,
@@ -30,6 +31,7 @@ SCENARIOS = sorted(
     [
         *worker.SCENARIOS,
         *broker.SCENARIOS,
+        *rabbitmq.SCENARIOS,
         *commit.SCENARIOS,
         *receiver.SCENARIOS,
         *duplicates.SCENARIOS,

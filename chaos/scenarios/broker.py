@@ -1,15 +1,17 @@
 """Scenarios 2a, 2b and 5: the broker loses its messages, goes away, or delivers them again."""
 
+import contextlib
 import os
 import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 
 from devstack.settle import wait_until
 from devstack.shoppers import plan_orders
 
-from ..figures import at, received_task_ids
+from ..figures import at, redeliveries
 from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
 
 
@@ -73,7 +75,7 @@ def redelivered(run: ChaosRun) -> None:
     the messages a worker had reserved when it was frozen with SIGSTOP for longer, kombu
     issue 337) and duplicated by hand (``send_task``): the receiver must see each claimed
     attempt once (one the freeze made time out, at most once)."""
-    from notifications.models import DeliveryAttempt, Notification
+    from notifications.models import DeliveryAttempt
 
     sizes = run.sizes
     run.receiver.refuse_first = 0.3
@@ -82,31 +84,10 @@ def redelivered(run: ChaosRun) -> None:
     run.receiver.slow_seconds = 3.0
     run.start("web", "payments", "worker", "beat")
     state = run.drive(plan_orders(sizes.orders, seed=6))
-    duplicated: Counter = Counter()
     burst: Counter = Counter()  # the freezer's own wake-ups, sent just before each freeze
-    stop = threading.Event()
-
-    def duplicate_in_flight() -> None:
-        while not stop.wait(0.3):
-            ids = Notification.objects.exclude(pk__in=list(duplicated)).values_list("pk", flat=True)
-            for notification_id in ids:
-                run.stack.send_deliver(notification_id)
-                duplicated[notification_id] += 1
-
-    duplicator = threading.Thread(target=duplicate_in_flight, daemon=True)
-    freezer = threading.Thread(target=_freeze_worker, args=(run, stop, burst), daemon=True)
-    duplicator.start()
-    freezer.start()
-    try:
+    with duplicating(run, lambda stop: _freeze_worker(run, stop, burst)) as duplicated:
         state.wait(timeout=DRIVE_TIMEOUT)
         time.sleep(1.0)
-    finally:
-        stop.set()
-        duplicator.join(timeout=30)
-        freezer.join(timeout=30)
-    for notification_id in Notification.objects.values_list("pk", flat=True):
-        run.stack.send_deliver(notification_id)  # and once more, most of them delivered
-        duplicated[notification_id] += 1
     run.end_fault()
     run.settle()
     # A freeze spends the deadline of the attempts in flight: those that time out are forced
@@ -114,8 +95,7 @@ def redelivered(run: ChaosRun) -> None:
     timed_out = DeliveryAttempt.objects.filter(error__startswith="timeout after").count()
     run.figures(forced=timed_out, exact_receiver=True)
     run.check_drive(state)
-    received = received_task_ids(run.log_dir / "worker.log")
-    redelivered_ids = sum(n - 1 for n in Counter(received).values() if n > 1)
+    redelivered_ids = redeliveries(run.log_dir)
     run.check(
         "the broker redelivered messages (the fault happened)",
         redelivered_ids > 0,
@@ -129,29 +109,70 @@ def redelivered(run: ChaosRun) -> None:
     )
 
 
+@contextlib.contextmanager
+def duplicating(run: ChaosRun, fault: Callable[[threading.Event], None]) -> Iterator[Counter]:
+    """Around the block, two threads: one publishes a wake-up by hand (``send_deliver``) for
+    every new notification every 0.3 s, the other runs ``fault(stop)`` until ``stop`` is
+    set. On exit both stop, then every notification's wake-up is published once more (most
+    of them delivered by then). Yields ``{notification id: wake-ups sent by hand}``."""
+    from notifications.models import Notification
+
+    duplicated: Counter = Counter()
+    stop = threading.Event()
+
+    def duplicate_new() -> None:
+        while not stop.wait(0.3):
+            ids = Notification.objects.exclude(pk__in=list(duplicated)).values_list("pk", flat=True)
+            for notification_id in ids:
+                run.stack.send_deliver(notification_id)
+                duplicated[notification_id] += 1
+
+    threads = [
+        threading.Thread(target=duplicate_new, daemon=True),
+        threading.Thread(target=fault, args=(stop,), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield duplicated
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    for notification_id in Notification.objects.values_list("pk", flat=True):
+        run.stack.send_deliver(notification_id)
+        duplicated[notification_id] += 1
+
+
 FREEZES = 5  # times the worker is frozen past the visibility timeout, at most
 FROZEN = 3.5  # seconds each time: past the 2 s visibility timeout
 BURST = 200  # wake-ups published right before each freeze, so the worker holds some
 
 
-def _freeze_worker(run: ChaosRun, stop: threading.Event, burst: Counter) -> None:
-    """SIGSTOP the worker's whole process group for FROZEN seconds, up to FREEZES times while
-    orders are placed, each time right after publishing BURST wake-ups (counted in
-    ``burst``): the worker is taking them when it stops, so it holds some reserved (a worker
-    that keeps up with the orders holds none between two of them); they outlive the
-    visibility timeout and the broker hands them out again once it runs (SIGCONT)."""
+def send_burst(run: ChaosRun, burst: Counter) -> None:
+    """Publish BURST wake-ups by hand for the first notifications (each as often as it takes
+    to make BURST), counted in ``burst``: a worker taking them holds some for a moment (one
+    that keeps up with the orders holds none between two of them)."""
     from django.db import connection
 
     from notifications.models import Notification
 
+    ids = list(Notification.objects.values_list("pk", flat=True)[:BURST])
+    connection.close()  # this thread's, not left open for the next scenario's DROP
+    for notification_id in (ids * BURST)[:BURST]:
+        run.stack.send_deliver(notification_id)
+        burst[notification_id] += 1
+
+
+def _freeze_worker(run: ChaosRun, stop: threading.Event, burst: Counter) -> None:
+    """SIGSTOP the worker's whole process group for FROZEN seconds, up to FREEZES times while
+    orders are placed, each time right after a burst of wake-ups (``send_burst``): the
+    worker holds some reserved when it stops; they outlive the visibility timeout and the
+    broker hands them out again once it runs (SIGCONT)."""
     for _ in range(FREEZES):
         if stop.wait(2.0):
             return
-        ids = list(Notification.objects.values_list("pk", flat=True)[:BURST])
-        connection.close()  # this thread's, not left open for the next scenario's DROP
-        for notification_id in (ids * BURST)[:BURST]:
-            run.stack.send_deliver(notification_id)
-            burst[notification_id] += 1
+        send_burst(run, burst)
         group = run.stack.pid("worker")
         os.killpg(group, signal.SIGSTOP)
         try:

@@ -41,7 +41,7 @@ def worker_killed(run: ChaosRun) -> None:
     run.settle()
     run.figures()
     run.check_drive(state)
-    abandoned = _check_abandoned(run)
+    abandoned = check_abandoned(run)
     run.check("the kills hit deliveries in flight", sum(in_flight) > 0, f"{in_flight}")
     run.note(
         f"{sizes.kills} SIGKILLs of the worker group with {'+'.join(map(str, in_flight))} "
@@ -71,7 +71,7 @@ def batch_killed(run: ChaosRun) -> None:
     run.settle()
     run.figures()
     run.check_drive(state)
-    abandoned = _check_abandoned(run)
+    abandoned = check_abandoned(run)
     held = [sum(s.arrived < kill < s.answered for s in run.receiver.seen) for kill in kills]
     run.check(
         "every kill cut off requests the receiver was holding",
@@ -109,7 +109,7 @@ def _kill_batches(run: ChaosRun, batch: int) -> tuple[list, list]:
     return in_flight, kills[1:]
 
 
-def _check_abandoned(run: ChaosRun) -> int:
+def check_abandoned(run: ChaosRun) -> int:
     """Check that the attempts beyond the minimum are the kills' abandoned ones (released by
     the sweeper, made again); returns how many were abandoned."""
     from notifications.models import DeliveryAttempt

@@ -6,11 +6,12 @@ worker and beat, its own Redis; the RabbitMQ of ``CELERY_BROKER_URL`` as the bro
 it names one) in a database of its own on the server ``DATABASE_URL`` names (SQLite files
 under var/chaos otherwise), and writes its outcomes as JSON. Each test then pins one
 scenario's verdict: nothing lost, nothing credited twice, the audit clean, the scenario's
-own checks passed; a Redis-only fault on RabbitMQ is skipped with the run's reason, and the
-network scenarios (13-18: a simulated cluster in network namespaces, its own PostgreSQL and
-Redis, and on RabbitMQ a RabbitMQ node of its own as the broker) with the reason where
-namespaces are not available (not root, no ``ip``, no rabbitmq-server). A failure shows the
-run's table and details (logs under var/chaos/logs/<scenario>/).
+own checks passed; a Redis-only fault on RabbitMQ, or a RabbitMQ-only one (2c, 2d, 5b) on
+Redis, is skipped with the run's reason, and the network scenarios (13-18: a simulated
+cluster in network namespaces, its own PostgreSQL and Redis, and on RabbitMQ a RabbitMQ node
+of its own as the broker) with the reason where namespaces are not available (not root, no
+``ip``, no rabbitmq-server). A failure shows the run's table and details (logs under
+var/chaos/logs/<scenario>/).
 """
 
 import json
@@ -32,9 +33,12 @@ SCENARIO_OF = {
     "test_worker_sigkilled_mid_delivery": "1",
     "test_redis_flushed_mid_run": "2a",
     "test_redis_restarted_empty": "2b",
+    "test_rabbitmq_queues_purged_mid_run": "2c",
+    "test_rabbitmq_closes_the_stacks_connections": "2d",
     "test_process_dies_between_commit_and_enqueue": "3",
     "test_receiver_refuses_stalls_fails_then_recovers": "4",
     "test_broker_redelivery_and_duplicates_make_no_second_request": "5",
+    "test_rabbitmq_redelivers_a_killed_workers_messages": "5b",
     "test_two_beats_apply_nothing_twice": "6",
     "test_concurrent_duplicates_credit_once": "7",
     "test_reconciliation_survives_restart_and_api_outage": "8",
@@ -103,7 +107,7 @@ def assert_scenario(chaos_run: dict, key: str, *, other_notifications: int = 0) 
     """The scenario ran, lost nothing, credited nothing twice, settled with a clean audit and
     passed its own checks, with one notification per order besides ``other_notifications``
     (operational ones); returns its outcome. Skips the test when the run skipped the
-    scenario (a Redis-only fault, on RabbitMQ)."""
+    scenario (a Redis-only fault on RabbitMQ, a RabbitMQ-only one on Redis)."""
     outcome = chaos_run["outcomes"].get(key)
     assert outcome is not None, chaos_run["output"]
     assert outcome["error"] is None, chaos_run["output"]
@@ -150,6 +154,28 @@ def test_redis_restarted_empty(chaos_run):
     assert outcome["beyond"] == 0
 
 
+def test_rabbitmq_queues_purged_mid_run(chaos_run):
+    """2c. On RabbitMQ, the namespace's queues are purged at half-way and after the last
+    order, each time after the worker stopped consuming for a tenth of the orders: the
+    purges removed messages, the sweeper wakes workers for every due row, nothing is lost
+    and no attempt is made beyond what the receiver's refusals forced."""
+    outcome = assert_scenario(chaos_run, "2c")
+    assert check_passed(outcome, "the purges removed messages (the fault happened)")
+    assert outcome["beyond"] == 0
+
+
+def test_rabbitmq_closes_the_stacks_connections(chaos_run):
+    """2d. On RabbitMQ, the broker closes every connection of the stack's processes, again
+    and again for the outage, while orders are paid: the worker, beat and web had
+    connections closed and hold new ones afterwards, the orders paid meanwhile are
+    delivered, nothing is lost and no attempt is made twice."""
+    outcome = assert_scenario(chaos_run, "2d")
+    assert check_passed(
+        outcome, "RabbitMQ closed connections of the worker, beat and web (the fault happened)"
+    )
+    assert outcome["beyond"] == 0
+
+
 def test_process_dies_between_commit_and_enqueue(chaos_run):
     """3. Processes paying orders are SIGKILLed by an on-commit hook that runs before the
     enqueue hooks: nothing reaches the broker, yet every notification is delivered once the
@@ -174,6 +200,18 @@ def test_broker_redelivery_and_duplicates_make_no_second_request(chaos_run):
     and the only attempts beyond the minimum are those timeouts."""
     outcome = assert_scenario(chaos_run, "5")
     assert outcome["beyond"] == 0
+
+
+def test_rabbitmq_redelivers_a_killed_workers_messages(chaos_run):
+    """5b. On RabbitMQ, a worker frozen while it holds unacknowledged messages is SIGKILLed
+    and the broker hands them at once to the other worker, while every wake-up is also
+    duplicated by hand: the receiver sees each claimed attempt once (an abandoned one at
+    most once) and the only attempts beyond the minimum are those the kills abandoned."""
+    outcome = assert_scenario(chaos_run, "5b")
+    assert check_passed(
+        outcome, "the killed worker held unacknowledged messages (the fault happened)"
+    )
+    assert check_passed(outcome, "RabbitMQ redelivered messages a killed worker had received")
 
 
 def test_two_beats_apply_nothing_twice(chaos_run):
