@@ -28,7 +28,7 @@ from devstack.processes import ROOT
 
 pytestmark = pytest.mark.chaos
 
-RUN_TIMEOUT = 1800  # seconds for the whole small run (21 scenarios, 9 of them on the cluster): bounded
+RUN_TIMEOUT = 1800  # seconds for the whole small run (22 scenarios, 9 on the cluster): bounded
 SCENARIO_OF = {
     "test_worker_sigkilled_mid_delivery": "1",
     "test_redis_flushed_mid_run": "2a",
