@@ -10,7 +10,9 @@
 - ``endpoints``: 9 a noisy neighbour, 10 the circuit breaker's cycle, 11 an endpoint
   disabled and recovered;
 - ``network``: 13-18, on the simulated cluster: partitions, broker and PostgreSQL restarts,
-  a skewed clock.
+  a skewed clock;
+- ``queue``: 19, scheme 1 (accounts on the queue transport): a subscriber SIGKILLed, every
+  subscriber down, the worker SIGKILLed awaiting acknowledgements.
 """
 
 import re
@@ -21,6 +23,7 @@ from . import (
     duplicates,
     endpoints,
     network,
+    queue,
     receiver,
     reconciliation,
     worker,
@@ -36,6 +39,7 @@ SCENARIOS = sorted(
         *reconciliation.SCENARIOS,
         *endpoints.SCENARIOS,
         *network.SCENARIOS,
+        *queue.SCENARIOS,
     ],
     key=lambda scenario: (int(re.match(r"\d+", scenario.key)[0]), scenario.key),
 )
