@@ -252,11 +252,13 @@ class ChaosRun(Run):
     def note(self, text: str) -> None:
         self.outcome.notes.append(text)
 
-    def check_drive(self, state) -> None:
+    def check_drive(self, *states) -> None:
+        """Check that the pages answered every order of each drive (``devstack.shoppers``)."""
+        errors = [error for state in states for error in state.errors]
         self.check(
             "every page answered",
-            not state.errors,
-            f"{len(state.errors)} errors: {state.errors[:3]}" if state.errors else "",
+            not errors,
+            f"{len(errors)} errors: {errors[:3]}" if errors else "",
         )
 
 

@@ -9,7 +9,7 @@ import time
 
 from devstack.broker import rabbitmq_backlog
 from devstack.settle import WaitTimeout, wait_until
-from devstack.shoppers import plan_orders
+from devstack.shoppers import Drive, plan_orders
 from notifications.retry import QUEUE_LADDER, parse_duration
 
 from .. import subscriber
@@ -27,59 +27,43 @@ REDELIVERY_TIMEOUT = 60.0  # seconds for the broker to hand a dead subscriber's 
 def queue_transport(run: ChaosRun) -> None:
     """19. Two subscribers consume accounts' queue (their handler holds each message 0.1 s
     after applying it, before the acknowledgement: ``chaos.subscriber``) while orders are
-    placed. At a quarter of the orders one subscriber's group is SIGKILLed with a message in
-    hand: the broker hands its unacknowledged messages to the other (RabbitMQ at once, Redis
-    after its visibility timeout). At half, the other is stopped too, for ``outage``
-    seconds: the notifier publishes again on its ladder. Both start again; once
-    acknowledgements are recorded again the worker's group is SIGKILLed, the subscribers
-    acknowledge for ``ACK_PAUSE`` seconds with nobody recording, and a new worker starts."""
+    placed, half of them first. At a quarter one subscriber's group is SIGKILLed with a
+    message in hand: the broker hands its unacknowledged messages to the other (RabbitMQ at
+    once, Redis after its visibility timeout). Once the first half is placed the other is
+    stopped too, for ``outage`` seconds, as the second half starts: the notifier publishes
+    again on its ladder. Both start again; once acknowledgements are recorded again the
+    worker's group is SIGKILLed, the subscribers acknowledge for ``ACK_PAUSE`` seconds with
+    nobody recording, and a new worker starts."""
     from notifications.models import DeliveryAttempt
 
-    sizes = run.sizes
     run.start("web", "payments", "worker", "beat")
     _start_subscribers(run, *SUBSCRIBERS)
-    state = run.drive(plan_orders(sizes.orders, seed=19))
-    victim, other = (run.log_dir / f"{key}.log" for key in SUBSCRIBERS)
-    wait_until(lambda: state.progress() >= 0.25, timeout=120, what="a quarter of the orders")
-    held = _kill_holding(run, SUBSCRIBERS[0], victim)
-    with contextlib.suppress(WaitTimeout):  # the check below says what did not arrive
-        wait_until(
-            lambda: held <= set(subscriber.taken(other)),
-            timeout=REDELIVERY_TIMEOUT,
-            what="the dead subscriber's messages redelivered",
-        )
-    redelivered = held & set(subscriber.taken(other))
-    wait_until(lambda: state.progress() >= 0.5, timeout=120, what="half the orders")
-    outage = _outage(run, SUBSCRIBERS[1])
-    awaiting, acks_waiting, worker_back = _kill_worker_awaiting_acks(run, since=outage[1])
-    state.wait(timeout=DRIVE_TIMEOUT)
-    run.end_fault(max(worker_back, state.finished))
+    half = run.sizes.orders // 2
+    first = run.drive(plan_orders(half, seed=19))
+    wait_until(lambda: first.progress() >= 0.5, timeout=120, what="a quarter of the orders")
+    _subscriber_killed(run)
+    first.wait(timeout=DRIVE_TIMEOUT)
+    second, began, ended = _outage(run, plan_orders(run.sizes.orders - half, seed=20))
+    awaiting, acks_waiting, worker_back = _kill_worker_awaiting_acks(run, since=ended)
+    second.wait(timeout=DRIVE_TIMEOUT)
+    run.end_fault(max(worker_back, second.finished))
     run.settle()
     republished = DeliveryAttempt.objects.filter(
-        number__gt=1, started_at__range=(at(outage[0]), at(outage[1]))
+        number__gt=1, started_at__range=(at(began), at(ended))
     ).count()
     run.figures(forced=republished, proxied=False)
-    run.check_drive(state)
-    _check_faults(run, held=held, redelivered=redelivered, republished=republished)
-    late = _acknowledged_before(awaiting)
+    run.check_drive(first, second)
     run.check(
-        "the worker died with publications awaiting acknowledgement",
-        len(awaiting) > 0 and acks_waiting > 0,
-        f"{len(awaiting)} awaiting, {acks_waiting} acknowledgements queued for the new worker",
+        "publications made again while no subscriber ran",
+        republished > 0,
+        f"{republished} publications with attempt number 2 or more during the outage",
     )
-    run.check(
-        "the new worker recorded acknowledgements of publications made before the kill",
-        late > 0,
-        f"{late} of {len(awaiting)} delivered by a publication made before the kill",
-    )
+    _check_acks(run, awaiting=awaiting, acks_waiting=acks_waiting)
     run.note(
-        f"subscriber SIGKILLed holding {len(held)} message(s), {len(redelivered)} of them "
-        f"handed to the other subscriber; {sizes.outage:g}s with no subscriber: {republished} "
-        f"publications made again meanwhile (the minimum counts them); worker SIGKILLed with "
-        f"{len(awaiting)} publications awaiting acknowledgement, {acks_waiting} "
-        f"acknowledgements waiting for the new worker, {late} notifications delivered by a "
-        "publication made before the kill; the other attempts beyond the minimum are "
-        "publications made again because their acknowledgement came after the ladder's step"
+        f"{run.sizes.outage:g}s with no subscriber: {republished} publications made again "
+        "meanwhile, until both consumed again (the minimum counts them); the other attempts "
+        "beyond the minimum are publications made again because no acknowledgement was "
+        "recorded within the ladder's step (subscribers catching up, the worker dead)"
     )
 
 
@@ -100,27 +84,42 @@ def _start_subscribers(run: ChaosRun, *keys: str) -> None:
     run.say(f"started {', '.join(keys)}")
 
 
-def _kill_holding(run: ChaosRun, key: str, log) -> set:
-    """SIGKILL ``key``'s group once it holds a message (or after 30 s regardless); returns
-    the messages it held (``chaos.subscriber.in_hand``)."""
-    with contextlib.suppress(WaitTimeout):  # a kill with nothing in hand is reported, failed
-        wait_until(lambda: subscriber.in_hand(log), timeout=30, interval=0.01)
-    run.stack.kill(key)
-    held = subscriber.in_hand(log)
-    run.say(f"SIGKILLed {key} holding {len(held)} message(s)")
-    return held
+def _subscriber_killed(run: ChaosRun) -> None:
+    """SIGKILL the first subscriber's group once it holds a message (or after 30 s
+    regardless), then wait for the broker to hand what it held to the other; checks that
+    both happened."""
+    victim, other = (run.log_dir / f"{key}.log" for key in SUBSCRIBERS)
+    with contextlib.suppress(WaitTimeout):  # a kill with nothing in hand fails the check
+        wait_until(lambda: subscriber.in_hand(victim), timeout=30, interval=0.01)
+    run.stack.kill(SUBSCRIBERS[0])
+    killed = time.monotonic()
+    held = subscriber.in_hand(victim)
+    run.say(f"SIGKILLed {SUBSCRIBERS[0]} holding {len(held)} message(s)")
+    with contextlib.suppress(WaitTimeout):  # the check says what did not arrive
+        wait_until(
+            lambda: held <= set(subscriber.taken(other)),
+            timeout=REDELIVERY_TIMEOUT,
+            what="the dead subscriber's messages redelivered",
+        )
+    redelivered = held & set(subscriber.taken(other))
+    run.check(
+        "the SIGKILLed subscriber held messages, each handed to the other subscriber",
+        held and redelivered == held,
+        f"held {len(held)}, redelivered {len(redelivered)} within {time.monotonic() - killed:.1f}s",
+    )
 
 
-def _outage(run: ChaosRun, running: str) -> tuple[float, float]:
-    """Stop ``running``, the last subscriber up, for ``outage`` seconds, then start both
-    again; returns the outage's (start, end) ``time.time()``."""
-    run.stack.stop(running)
+def _outage(run: ChaosRun, orders: list) -> tuple[Drive, float, float]:
+    """Stop the last subscriber up, place ``orders`` (in the background) and after
+    ``outage`` seconds start both subscribers again. Returns (the drive, the outage's start
+    and end ``time.time()``: from the stop until both consume again)."""
+    run.stack.stop(SUBSCRIBERS[1])
     began = time.time()
     run.say(f"no subscriber for {run.sizes.outage:g}s")
+    drive = run.drive(orders)
     time.sleep(run.sizes.outage)
-    ended = time.time()
     _start_subscribers(run, *SUBSCRIBERS)
-    return began, ended
+    return drive, began, time.time()
 
 
 def _kill_worker_awaiting_acks(run: ChaosRun, *, since: float) -> tuple[dict, int, float]:
@@ -133,8 +132,9 @@ def _kill_worker_awaiting_acks(run: ChaosRun, *, since: float) -> tuple[dict, in
 
     wait_until(
         lambda: Notification.objects.filter(delivered_at__gt=at(since)).exists(),
-        timeout=60,
+        timeout=120,
         what="acknowledgements recorded after the outage",
+        stack=run.stack,
     )
     run.stack.kill("worker")
     awaiting = dict(
@@ -178,17 +178,18 @@ def _acknowledged_before(awaiting: dict) -> int:
     return len({pk for pk, number in acknowledged if number <= awaiting[pk]})
 
 
-def _check_faults(run: ChaosRun, *, held: set, redelivered: set, republished: int) -> None:
-    """The subscriber kill's and the outage's checks: each happened, with its effect."""
+def _check_acks(run: ChaosRun, *, awaiting: dict, acks_waiting: int) -> None:
+    """The worker kill's checks (see ``_kill_worker_awaiting_acks``), once settled."""
+    late = _acknowledged_before(awaiting)
     run.check(
-        "the SIGKILLed subscriber held messages, each handed to the other subscriber",
-        held and redelivered == held,
-        f"held {len(held)}, redelivered {len(redelivered)}",
+        "the worker died with publications awaiting acknowledgement",
+        len(awaiting) > 0 and acks_waiting > 0,
+        f"{len(awaiting)} awaiting, {acks_waiting} acknowledgements queued for the new worker",
     )
     run.check(
-        "publications made again while no subscriber ran",
-        republished > 0,
-        f"{republished} publications with attempt number 2 or more during the outage",
+        "the new worker recorded acknowledgements of publications made before the kill",
+        late > 0,
+        f"{late} of {len(awaiting)} delivered by a publication made before the kill",
     )
 
 
