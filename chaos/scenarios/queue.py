@@ -40,7 +40,9 @@ def queue_transport(run: ChaosRun) -> None:
     _start_subscribers(run, *SUBSCRIBERS)
     half = run.sizes.orders // 2
     first = run.drive(plan_orders(half, seed=19))
-    wait_until(lambda: first.progress() >= 0.5, timeout=120, what="a quarter of the orders")
+    wait_until(
+        lambda: first.progress() >= 0.5, timeout=DRIVE_TIMEOUT, what="a quarter of the orders"
+    )
     _subscriber_killed(run)
     first.wait(timeout=DRIVE_TIMEOUT)
     second, began, ended = _outage(run, plan_orders(run.sizes.orders - half, seed=20))
