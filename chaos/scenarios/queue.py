@@ -70,18 +70,29 @@ def queue_transport(run: ChaosRun) -> None:
 def _start_subscribers(run: ChaosRun, *keys: str) -> None:
     """Start the Procfile's ``subscriber`` as each of ``keys`` with ``chaos.subscriber``'s
     handler (argparse keeps the last ``--handler``: the one appended to the line), and wait
-    until each consumes."""
+    until each is connected to the broker (a log line more than before: a restarted one
+    appends to its log)."""
+    logs = {key: run.log_dir / f"{key}.log" for key in keys}
+    before = {key: _connected(log) for key, log in logs.items()}
     for key in keys:
         run.stack.launch("subscriber", key=key, args="--handler chaos.subscriber.consume")
-    for key in keys:
-        log = run.log_dir / f"{key}.log"
+    for key, log in logs.items():
         wait_until(
-            lambda log=log: "consuming queue://" in log.read_text(errors="replace"),
+            lambda key=key, log=log: _connected(log) > before[key],
             timeout=60,
-            what=f"{key} consuming",
+            what=f"{key} connected",
             stack=run.stack,
         )
     run.say(f"started {', '.join(keys)}")
+
+
+def _connected(log) -> int:
+    """How many times a subscriber's log says it connected to the broker (kombu's
+    ConsumerMixin, as it starts consuming)."""
+    try:
+        return log.read_text(errors="replace").count("Connected to ")
+    except OSError:  # not started yet
+        return 0
 
 
 def _subscriber_killed(run: ChaosRun) -> None:
