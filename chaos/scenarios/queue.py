@@ -62,8 +62,9 @@ def queue_transport(run: ChaosRun) -> None:
     run.note(
         f"{ended - began:.1f}s with no subscriber: {republished} publications made again "
         "meanwhile, until both consumed again (the minimum counts them); the other attempts "
-        "beyond the minimum are publications made again because no acknowledgement was "
-        "recorded within the ladder's step (subscribers catching up, the worker dead)"
+        "beyond the minimum are attempts made again outside the outage: no acknowledgement "
+        "recorded within the ladder's step (subscribers catching up, the worker dead), or "
+        "cut off by the worker kill"
     )
 
 
