@@ -4,7 +4,8 @@ kombu's Redis transport puts a message back on its queue once it has been unackn
 for ``visibility_timeout`` seconds, but only looks for such messages every
 ``unacked_restore_interval`` × ``unacked_restore_throttle`` seconds (10 × 10 by default).
 Scenario 5 lowers the visibility timeout (``CELERY_VISIBILITY_TIMEOUT``) to make the broker
-redeliver tasks that are still running or waiting for their countdown; here the scan runs
+redeliver tasks that are still running or waiting for their countdown, scenario 19 to make it
+hand a SIGKILLed subscriber's messages to the other within the scenario; here the scan runs
 every ``CHAOS_UNACKED_RESTORE_INTERVAL`` seconds (default 1) so that it does so within the
 scenario. With the project's one-hour visibility timeout the scan finds nothing either way.
 """

@@ -52,6 +52,7 @@ SCENARIO_OF = {
     "test_worker_host_clock_three_minutes_ahead": "16",
     "test_worker_host_partitioned_from_the_broker": "17",
     "test_worker_host_partitioned_from_the_receiver": "18",
+    "test_queue_transport_survives_subscriber_and_worker_kills": "19",
 }
 
 
@@ -331,3 +332,17 @@ def test_worker_host_partitioned_from_the_receiver(chaos_run):
     outcome = assert_scenario(chaos_run, "18")
     assert check_passed(outcome, "attempts from worker1 failed while cut off")
     assert outcome["beyond"] == 0
+
+
+def test_queue_transport_survives_subscriber_and_worker_kills(chaos_run):
+    """19. Scheme 1, accounts consuming its queue with two subscribers: one SIGKILLed holding
+    a message, which the broker hands to the other; both down for the outage, the
+    notifications published again meanwhile; the worker SIGKILLed with publications awaiting
+    acknowledgement, whose acknowledgements the new worker records. Each credited once."""
+    outcome = assert_scenario(chaos_run, "19")
+    for name in (
+        "the SIGKILLed subscriber held messages, each handed to the other subscriber",
+        "publications made again while no subscriber ran",
+        "the new worker recorded acknowledgements of publications made before the kill",
+    ):
+        assert check_passed(outcome, name), outcome["checks"]
