@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"
 
@@ -51,6 +53,24 @@ def wait_for_port(
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+
+
+def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Block until ``url`` answers with any HTTP response (a 404 counts): a gunicorn's socket
+    accepts connections as soon as its master binds it, before any worker has loaded the
+    project, and a request in that gap can outlast its caller's timeout (the first orders of
+    a chaos run on a loaded machine: "payments down?"). Polls every 0.2 s, each request
+    given 5 s; raises RuntimeError after ``timeout`` seconds or once ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            requests.get(url, timeout=5, allow_redirects=False)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

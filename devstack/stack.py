@@ -36,13 +36,14 @@ from .broker import (
     rabbitmq_queue_names,
     rabbitmq_unacked,
 )
-from .processes import ROOT, Process, procfile_commands, wait_for_port
+from .processes import ROOT, Process, procfile_commands, wait_for_http, wait_for_port
 from .redis import free_port, start_redis
 
 VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
 INHERITED = ("HOME", "LANG", "LC_ALL", "LC_CTYPE", "LOGNAME", "SHELL", "TERM", "TMPDIR", "TZ")
 READY_TIMEOUT = 90.0  # seconds a process has to accept connections or answer a ping
+DJANGO_SERVERS = ("web", "payments")  # the Procfile's gunicorns: ready once one answers HTTP
 REPLY_TIMEOUT = 3.0  # seconds the workers have to answer a remote-control command
 
 
@@ -326,15 +327,18 @@ class Stack:
     def wait_ready(
         self, name: str, *, key: str = "", timeout: float = READY_TIMEOUT, node: str = ""
     ) -> None:
-        """Until a server accepts connections on its port, or a worker answers a ping: any
+        """Until a server accepts connections on its port (a Django one, ``DJANGO_SERVERS``:
+        and answers HTTP), or a worker answers a ping: any
         worker of the namespace, or with ``node`` the one started with ``-n <node>@%h``
         (while another runs). Raises RuntimeError when the process exits first or after
         ``timeout`` seconds."""
         process = self.processes[key or name]
         if name in self.ports:
-            wait_for_port(
-                self.ports[name], timeout=timeout, process=process.popen, host=self.address
-            )
+            port, started = self.ports[name], time.monotonic()
+            wait_for_port(port, timeout=timeout, process=process.popen, host=self.address)
+            if name in DJANGO_SERVERS:  # and one of its workers has the project loaded
+                left = timeout - (time.monotonic() - started)
+                wait_for_http(f"http://{self.address}:{port}/", timeout=left, process=process.popen)
         elif name == "worker":
             self._wait_for_worker(process, timeout, node)
 

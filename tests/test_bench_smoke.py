@@ -135,8 +135,8 @@ class _NoStack:
 
     redis_process = None
 
-    def pid(self, key):
-        return None
+    def process_tree(self, key):
+        return []
 
 
 def test_cpu_meter_attributes_this_process_cpu_to_the_driver():
