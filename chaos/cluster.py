@@ -1,7 +1,7 @@
-"""``python -m chaos.cluster``: the network scenarios (13-18) on a simulated cluster.
+"""``python -m chaos.cluster``: the network scenarios (13-18, 20, 21) on a simulated cluster.
 
     python -m chaos.cluster --only 13,14 --small --json out.json
-    python -m chaos.cluster --throughput --orders 300 --json out.json
+    python -m chaos.cluster --throughput --orders 300 --endpoints 8 --json out.json
 
 One ``devstack.cluster.Cluster`` serves every scenario of the run: its own PostgreSQL (the
 template migrated once, a fresh copy per scenario) and Redis, each scenario's processes on
@@ -9,8 +9,9 @@ their hosts, the receiver proxy on the harness's address. ``python -m chaos`` ru
 a process of its own for the network scenarios it is asked for (this process's Django
 points at the cluster's database) and merges the outcomes into its table. Where namespaces
 are not available every scenario is skipped with the reason. ``--throughput``: N
-notifications due at once (``--orders``), delivered by one worker host, then by two: the
-scaling ratio. Exit status 0 when every scenario ran clean or was skipped.
+notifications due at once (``--orders``), spread over K endpoints (``--endpoints``, default
+1: accounts alone), delivered by one worker host, then by two: the scaling ratio. Exit
+status 0 when every scenario ran clean or was skipped.
 """
 
 import argparse
@@ -30,13 +31,16 @@ from devstack.table import table as markdown_table
 
 from .harness import CHAOS_VAR, FULL, SMALL, Outcome, Scenario, run_scenario
 from .scenarios import BY_KEY
-from .scenarios.network import THROUGHPUT
+from .scenarios.network import throughput_scenarios
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m chaos.cluster")
     parser.add_argument("--only", default="", help="comma-separated network scenario keys")
     parser.add_argument("--throughput", action="store_true", help="one, then two worker hosts")
+    parser.add_argument(
+        "--endpoints", type=int, default=1, help="receivers of the throughput's notifications"
+    )
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--orders", type=int)
     parser.add_argument("--json", metavar="PATH", required=True)
@@ -128,7 +132,8 @@ def main(argv=None) -> int:
     if wrong:
         print(f"not network scenarios: {', '.join(wrong)}", file=sys.stderr)
         return 2
-    scenarios = [BY_KEY[key] for key in keys] + (THROUGHPUT if args.throughput else [])
+    throughput = throughput_scenarios(args.endpoints) if args.throughput else []
+    scenarios = [BY_KEY[key] for key in keys] + throughput
     reason = unavailable() or other_broker()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

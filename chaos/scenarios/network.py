@@ -1,4 +1,4 @@
-"""Scenarios 13-18: the faults only a network causes, on the simulated cluster
+"""Scenarios 13-18, 20 and 21: the faults only a network causes, on the simulated cluster
 (``devstack.cluster``: web, worker1, worker2, beat, broker and db each a host of its own;
 the receiver proxy on the harness's address). Each runs both worker hosts, places its orders
 and, at half of them, injects its fault for ``outage`` seconds, then heals it:
@@ -8,25 +8,64 @@ and, at half of them, injects its fault for ``outage`` seconds, then heals it:
 - 15: PostgreSQL restarted (``pg_ctl restart -m fast``) mid-run;
 - 16: worker2's clock three minutes ahead for the whole run (libfaketime);
 - 17: worker1 partitioned from the broker;
-- 18: worker1 partitioned from the receiver.
+- 18: worker1 partitioned from the receiver;
+- 20: web (both gunicorns) partitioned from the database;
+- 21: beat partitioned from the broker.
+
+``throughput_scenarios`` are not faults: the delivery rate with one and two worker hosts.
 """
 
 import contextlib
+import math
 import re
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from urllib.parse import urlsplit
 
+from devstack.browser import Browser, DriveError
+from devstack.proxy import FaultProxy
 from devstack.settle import WaitTimeout, wait_until
 from devstack.shoppers import plan_orders
 
-from ..figures import sending_now
+from ..figures import at, percentile, receiver_counts, sending_now
 from ..harness import DRIVE_TIMEOUT, ChaosRun, Scenario
+from ..sampling import Sampler
 
 TOOK = re.compile(r"Task (\S+)\[[^\]]+\] (?:succeeded|raised|retry)[^0-9]* in ([0-9.]+)s")
 
 ORDER_TTL = 20  # seconds an order may stay unpaid in scenario 15
 SKEW = 180  # seconds worker2's clock is ahead in scenario 16: inside the 5 min signature tolerance
+# Scenario 20: the wallet page is probed every PROBE_INTERVAL seconds, each probe waiting at
+# most PROBE_TIMEOUT (longer than the outage and the kernel's SYN back-off after it, so a
+# request held by the partition is timed, not cut short); the page must answer again within
+# RECOVERY seconds of the heal.
+PROBE_INTERVAL = 0.5
+PROBE_TIMEOUT = 90
+RECOVERY = 60
+# Scenario 21: unpaid orders expire after EXPIRY_TTL seconds, so some come due while beat is
+# cut off (UNPAID of the orders are left unpaid). A periodic task beat sent just before the
+# cut may still run during GRACE seconds after it. Once healed, every order that came due
+# must be expired within CATCH_UP seconds; a notification created during the cut more than
+# DELIVERY_BOUND seconds before the heal must be delivered before the heal (no sweeper needed).
+EXPIRY_TTL = 5
+UNPAID = 0.2
+GRACE = 2.0
+CATCH_UP = 60.0
+DELIVERY_BOUND = 5.0
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """When a ``faulted_run``'s fault began and was healed (``time.time()``), and the failed
+    attempts it caused."""
+
+    began: float
+    healed: float
+    failed: int
 
 
 def start_cluster(run: ChaosRun) -> None:
@@ -42,39 +81,50 @@ def start_cluster(run: ChaosRun) -> None:
 
 
 def faulted_run(
-    run: ChaosRun, *, inject: Callable, heal: Callable, seed: int, pages_fail: bool = False
-) -> int:
-    """Orders placed; at half of them ``inject()``, ``outage`` seconds later ``heal()``;
-    then settle and the figures (failed attempts count as forced: the fault caused them).
-    ``pages_fail``: the fault takes the pages down too (the database): their errors are
-    noted, not failed. Returns the failed attempts."""
+    run: ChaosRun,
+    *,
+    inject: Callable,
+    heal: Callable,
+    seed: int,
+    pages_fail: bool = False,
+    unpaid: float = 0.0,
+    watch: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> FaultWindow:
+    """Orders placed (``unpaid`` of them left unpaid); at half of them ``inject()``,
+    ``outage`` seconds later ``heal()``; then settle and the figures (failed attempts count
+    as forced: the fault caused them). ``pages_fail``: the fault takes the pages down too
+    (the database): their errors are noted, not failed. ``watch()`` is entered once the
+    processes run and left when every order was placed."""
     from notifications.models import DeliveryAttempt
 
     run.receiver.latency = 0.3  # deliveries take a moment: some are in flight at the fault
     start_cluster(run)
-    state = run.drive(plan_orders(run.sizes.orders, seed=seed))
-    wait_until(lambda: state.progress() >= 0.5, timeout=DRIVE_TIMEOUT, what="half the orders")
-    with contextlib.suppress(WaitTimeout):  # a fault with nothing in flight still counts
-        wait_until(lambda: sending_now() > 0, timeout=10, interval=0.02)
-    in_flight = sending_now()
-    inject()
-    time.sleep(run.sizes.outage)
-    heal()
-    healed = time.time()
-    state.wait(timeout=DRIVE_TIMEOUT)
+    with watch():
+        state = run.drive(plan_orders(run.sizes.orders, seed=seed, unpaid=unpaid))
+        wait_until(lambda: state.progress() >= 0.5, timeout=DRIVE_TIMEOUT, what="half the orders")
+        with contextlib.suppress(WaitTimeout):  # a fault with nothing in flight still counts
+            wait_until(lambda: sending_now() > 0, timeout=10, interval=0.02)
+        in_flight = sending_now()
+        began = time.time()
+        inject()
+        time.sleep(run.sizes.outage)
+        heal()
+        healed = time.time()
+        state.wait(timeout=DRIVE_TIMEOUT)
     run.end_fault(max(healed, state.finished))
     run.settle()
     failed = DeliveryAttempt.objects.exclude(error="").exclude(error__isnull=True).count()
     run.figures(forced=failed)
     if pages_fail:
-        run.note(f"{len(state.errors)} page requests failed during the fault (500)")
+        first = f" (first: {state.errors[0]})" if state.errors else ""
+        run.note(f"{len(state.errors)} page requests failed during the fault{first}")
     else:
         run.check_drive(state)
     run.note(
         f"{in_flight} attempts in flight when the fault began; {failed} attempts failed "
         "during the fault and were made again"
     )
-    return failed
+    return FaultWindow(began=began, healed=healed, failed=failed)
 
 
 def longest_task(run: ChaosRun, host: str) -> tuple[float, str]:
@@ -93,7 +143,7 @@ def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
         inject=lambda: cluster.partition(host, peer),
         heal=lambda: cluster.heal(host, peer),
         seed=seed,
-    )
+    ).failed
     seconds, task = longest_task(run, host)
     run.note(f"{host} could not reach {peer} for {run.sizes.outage:.0f}s (packets dropped)")
     if peer == "harness":  # its requests time out (connect timeout): failed attempts
@@ -189,6 +239,162 @@ def worker_partitioned_from_receiver(run: ChaosRun) -> None:
     partition(run, "worker1", "harness", seed=36)
 
 
+def web_partitioned_from_db(run: ChaosRun) -> None:
+    """20. The web host (the public gunicorn and the payments API's) cannot reach the
+    database mid-run: its requests hang (no error: the packets vanish), so pages, the
+    payments API and accounts' notify API stall; attempts time out at their deadline and are
+    retried. The wallet page is probed all along (``probe_page``): a probe during the cut
+    must be held (or fail), and the page must answer again within RECOVERY seconds of the
+    heal: no gunicorn thread is stuck for good. Orders whose payment page failed stay
+    unpaid until they expire (ORDER_TTL)."""
+    cluster = run.stack.cluster
+    probes: list[Sampler] = []
+
+    def watch() -> Sampler:
+        probes.append(Sampler(probe_page(run.stack.web_url), interval=PROBE_INTERVAL))
+        return probes[0]
+
+    window = faulted_run(
+        run,
+        inject=lambda: cluster.partition("web", "db"),
+        heal=lambda: cluster.heal("web", "db"),
+        seed=38,
+        pages_fail=True,
+        watch=watch,
+    )
+    _check_pages_recovered(run, probes[0].samples, window)
+    run.note(f"web could not reach db for {run.sizes.outage:.0f}s (packets dropped)")
+
+
+def probe_page(base_url: str) -> Callable[[], float | None]:
+    """A read for a ``Sampler``: the wallet page as demo1 (it reads the session and the
+    balance from the database), the seconds it took, None when it failed or took longer
+    than PROBE_TIMEOUT. Logs in at once. Raises DriveError when the login fails."""
+    browser = Browser(base_url=base_url, username="demo1", password="demo", timeout=PROBE_TIMEOUT)
+    browser.login()
+
+    def probe() -> float | None:
+        began = time.monotonic()
+        try:
+            browser.request("GET", "/", expect=200)
+        except DriveError:
+            return None
+        return time.monotonic() - began
+
+    return probe
+
+
+def _check_pages_recovered(run: ChaosRun, samples: list, window: FaultWindow) -> None:
+    """From the probes (``(started, seconds or None)``): one in flight during the cut was
+    held until the heal or failed, and the page answered again within RECOVERY s of the
+    heal."""
+    ended = [(start, start + (seconds or PROBE_TIMEOUT), seconds) for start, seconds in samples]
+    cut = [
+        (start, end, seconds)
+        for start, end, seconds in ended
+        if start < window.healed and end > window.began
+    ]
+    held = [seconds for _, end, seconds in cut if seconds is None or end >= window.healed]
+    run.check(
+        "a page request in flight during the cut was held until the heal or failed",
+        bool(held),
+        f"{len(cut)} probes in flight during the cut, {len(held)} held or failed",
+    )
+    answered = [end for _, end, seconds in ended if seconds is not None and end > window.healed]
+    after = min(answered, default=math.inf) - window.healed
+    longest = max((seconds or math.inf for _, _, seconds in cut), default=0.0)
+    run.check(
+        f"the wallet page answered again within {RECOVERY}s of the heal",
+        after <= RECOVERY,
+        f"first answer {after:.1f}s after the heal; longest probe during the cut {longest:.1f}s",
+    )
+    run.note(
+        f"wallet page probes: {len(cut)} in flight during the cut, the longest {longest:.1f}s "
+        f"({run.sizes.outage:.0f}s cut); answered again {after:.1f}s after the heal"
+    )
+
+
+def beat_partitioned_from_broker(run: ChaosRun) -> None:
+    """21. beat cannot reach the broker for the outage (many sweep and expiry intervals): it
+    can send no periodic task. A paid order's delivery is published by the web host and its
+    retries are the worker's own timers, so deliveries go on without beat; what needs beat
+    waits: unpaid orders that come due are expired only after the heal, once beat's sends
+    get through again (checked against CATCH_UP)."""
+    cluster = run.stack.cluster
+    window = faulted_run(
+        run,
+        inject=lambda: cluster.partition("beat", "broker"),
+        heal=lambda: cluster.heal("beat", "broker"),
+        seed=39,
+        unpaid=UNPAID,
+    )
+    _check_expiry_waited(run, window)
+    _check_deliveries_went_on(run, window)
+    run.note(f"beat could not reach the broker for {run.sizes.outage:.0f}s (packets dropped)")
+
+
+def _check_expiry_waited(run: ChaosRun, window: FaultWindow) -> None:
+    """The unpaid orders that came due for expiry during the cut (after GRACE): none was
+    expired before the heal (beat was cut off), and all within CATCH_UP s after it."""
+    from django.db.models import Q
+
+    from payments.models import RechargeOrder
+
+    ttl = timedelta(seconds=EXPIRY_TTL)
+    due = RechargeOrder.objects.filter(
+        Q(failure_reason="expired") | Q(status=RechargeOrder.Status.PENDING),
+        created_at__gte=at(window.began + GRACE) - ttl,
+        created_at__lt=at(window.healed) - ttl,
+    ).values_list("finished_at", flat=True)
+    finished = [moment.timestamp() if moment else math.inf for moment in due]
+    early = [moment for moment in finished if moment < window.healed]
+    run.check(
+        "orders came due while beat was cut off, none expired before the heal",
+        finished and not early,
+        f"{len(finished)} came due, {len(early)} expired before the heal",
+    )
+    late = max(finished, default=math.inf) - window.healed
+    run.check(
+        f"beat caught up: each of them expired within {CATCH_UP:.0f}s of the heal",
+        late <= CATCH_UP,
+        f"the last {late:.1f}s after the heal",
+    )
+    run.note(
+        f"{len(finished)} unpaid orders came due for expiry during the cut; expired once "
+        f"beat's sends got through, the last {late:.1f}s after the heal"
+    )
+
+
+def _check_deliveries_went_on(run: ChaosRun, window: FaultWindow) -> None:
+    """The notifications created during the cut: delivered without beat, i.e. each created
+    more than DELIVERY_BOUND s before the heal was delivered before it."""
+    from notifications.models import Notification
+
+    made = Notification.objects.filter(
+        created_at__gte=at(window.began), created_at__lt=at(window.healed)
+    ).values_list("created_at", "delivered_at")
+    delays = sorted(
+        (delivered - created).total_seconds() if delivered else math.inf
+        for created, delivered in made
+    )
+    early = [
+        (created, delivered)
+        for created, delivered in made
+        if created < at(window.healed - DELIVERY_BOUND)
+    ]
+    waited = [d for c, d in early if d is None or d >= at(window.healed)]
+    run.check(
+        "notifications made during the cut were delivered before the heal (no beat needed)",
+        early and not waited,
+        f"{len(early)} made {DELIVERY_BOUND:.0f}s or more before the heal, {len(waited)} waited",
+    )
+    run.note(
+        f"{len(delays)} notifications made during the cut: commit → delivered p50 "
+        f"{percentile(delays, 0.5):.2f}s, p95 {percentile(delays, 0.95):.2f}s, "
+        f"max {percentile(delays, 1.0):.2f}s"
+    )
+
+
 SCENARIOS = [
     Scenario("13", "worker host partitioned from the database", worker_partitioned_from_db,
              network=True),
@@ -201,34 +407,95 @@ SCENARIOS = [
              network=True),
     Scenario("18", "worker host partitioned from the receiver",
              worker_partitioned_from_receiver, network=True),
+    Scenario("20", "web host partitioned from the database", web_partitioned_from_db,
+             env={"PAYMENTS_ORDER_TTL": str(ORDER_TTL)}, network=True),
+    Scenario("21", "beat host partitioned from the broker", beat_partitioned_from_broker,
+             env={"PAYMENTS_ORDER_TTL": str(EXPIRY_TTL)}, network=True),
 ]  # fmt: skip
 
 
-def throughput(run: ChaosRun, hosts: tuple[str, ...]) -> None:
+def throughput(run: ChaosRun, *, hosts: tuple[str, ...], endpoints: int) -> None:
     """Not a fault: the orders are placed with no worker running, so every notification is
-    due at once; then a worker starts on each of ``hosts`` and the time from their start
-    until everything is delivered and the audit is clean is the delivery time (the receiver
-    answers in 50 ms): its ``settle_seconds``."""
+    due at once; they are spread over ``endpoints`` receivers (``spread``); then a worker
+    starts on each of ``hosts`` and the time from their start until everything is delivered
+    and the audit is clean is the delivery time (every receiver answers in 50 ms): its
+    ``settle_seconds``."""
     from notifications.models import Notification
 
     run.receiver.latency = 0.05
     run.stack.start("web", "payments", "beat")
     state = run.drive(plan_orders(run.sizes.orders, seed=40)).wait(timeout=DRIVE_TIMEOUT)
     due = Notification.objects.count()
-    for key in hosts:
-        run.stack.launch("worker", key=key)
-    for key in hosts:
-        run.stack.wait_ready("worker", key=key)
-    run.end_fault()
-    run.settle()
+    with contextlib.ExitStack() as stack:
+        receivers = [run.receiver] + [
+            stack.enter_context(_receiver_like(run.receiver)) for _ in range(endpoints - 1)
+        ]
+        shares = spread(receivers)
+        for key in hosts:
+            run.stack.launch("worker", key=key)
+        for key in hosts:
+            run.stack.wait_ready("worker", key=key)
+        run.end_fault()
+        run.settle()
     run.figures()
     run.check_drive(state)
-    run.note(f"{due} notifications due at once, {len(hosts)} worker host(s)")
+    for number, receiver in enumerate(receivers[1:], start=2):
+        name, ok, detail = receiver_counts(receiver, exact=False)
+        run.check(f"endpoint {number}'s {name}", ok, detail)
+    got = [len(receiver.requests_per_webhook_id()) for receiver in receivers]
+    run.check(
+        f"each of the {endpoints} endpoints received its share",
+        got == shares,
+        f"shares {shares}, received {got}",
+    )
+    run.note(f"{due} notifications due at once to {endpoints} endpoint(s), {len(hosts)} host(s)")
 
 
-THROUGHPUT = [
-    Scenario("T1", "throughput, one worker host", lambda run: throughput(run, ("worker1",)),
-             network=True),
-    Scenario("T2", "throughput, two worker hosts",
-             lambda run: throughput(run, ("worker1", "worker2")), network=True),
-]  # fmt: skip
+def _receiver_like(receiver: FaultProxy) -> FaultProxy:
+    """Another receiver proxy on ``receiver``'s address (a port, so an origin, of its own)
+    forwarding to the same accounts with the same latency; started by ``with``."""
+    return FaultProxy(
+        host=receiver.host,
+        upstream_host=receiver.upstream_host,
+        upstream=receiver.upstream,
+        latency=receiver.latency,
+    )
+
+
+def spread(receivers: list[FaultProxy]) -> list[int]:
+    """Point the notifications, in the order they were made, at ``receivers`` in turn: the
+    same path on each receiver's origin, each origin an endpoint of its own (the product's
+    ``endpoint_id_for``), as if they were as many merchants' servers. Only before any worker
+    runs (nothing claimed). Every notification here goes to accounts' one notify URL (the
+    orders come from the pages). Returns how many each receiver was given."""
+    from notifications.endpoints import endpoint_id_for
+    from notifications.models import Notification
+
+    made = list(Notification.objects.order_by("created_at").values_list("id", flat=True))
+    first = Notification.objects.order_by("created_at").first()
+    path = urlsplit(first.target_url).path if first else ""
+    shares = []
+    for index, receiver in enumerate(receivers):
+        ids = made[index :: len(receivers)]
+        url = receiver.url + path
+        endpoint = endpoint_id_for(sender_key=first.sender_key, url=url) if ids else None
+        Notification.objects.filter(pk__in=ids).update(target_url=url, endpoint_id=endpoint)
+        shares.append(len(ids))
+    return shares
+
+
+def throughput_scenarios(endpoints: int = 1) -> list[Scenario]:
+    """T1 and T2: the throughput with one worker host, then two, to ``endpoints``."""
+    suffix = f", {endpoints} endpoints" if endpoints > 1 else ""
+    return [
+        Scenario(
+            key,
+            f"throughput, {label}{suffix}",
+            partial(throughput, hosts=hosts, endpoints=endpoints),
+            network=True,
+        )
+        for key, label, hosts in (
+            ("T1", "one worker host", ("worker1",)),
+            ("T2", "two worker hosts", ("worker1", "worker2")),
+        )
+    ]
