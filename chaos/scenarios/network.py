@@ -134,18 +134,26 @@ def longest_task(run: ChaosRun, host: str) -> tuple[float, str]:
     return max(found, default=(0.0, ""))
 
 
-def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
-    """``faulted_run`` with ``host`` cut off from ``peer``; checks that a task of ``host``'s
-    worker was held by the partition (ran for half the outage or more)."""
+def cut_off(run: ChaosRun, host: str, peer: str, *, seed: int, **options) -> FaultWindow:
+    """``faulted_run`` with every packet ``host`` sends to ``peer`` dropped for the outage
+    (``options`` go to ``faulted_run``)."""
     cluster = run.stack.cluster
-    failed = faulted_run(
+    window = faulted_run(
         run,
         inject=lambda: cluster.partition(host, peer),
         heal=lambda: cluster.heal(host, peer),
         seed=seed,
-    ).failed
-    seconds, task = longest_task(run, host)
+        **options,
+    )
     run.note(f"{host} could not reach {peer} for {run.sizes.outage:.0f}s (packets dropped)")
+    return window
+
+
+def partition(run: ChaosRun, host: str, peer: str, seed: int) -> None:
+    """``cut_off`` of a worker host; checks that a task of ``host``'s worker was held by the
+    partition (ran for half the outage or more)."""
+    failed = cut_off(run, host, peer, seed=seed).failed
+    seconds, task = longest_task(run, host)
     if peer == "harness":  # its requests time out (connect timeout): failed attempts
         run.check(f"attempts from {host} failed while cut off", failed > 0, f"{failed} failed")
     elif peer == "db":  # cut off from the broker, a worker runs on with what it holds
@@ -247,23 +255,14 @@ def web_partitioned_from_db(run: ChaosRun) -> None:
     must be held (or fail), and the page must answer again within RECOVERY seconds of the
     heal: no gunicorn thread is stuck for good. Orders whose payment page failed stay
     unpaid until they expire (ORDER_TTL)."""
-    cluster = run.stack.cluster
     probes: list[Sampler] = []
 
     def watch() -> Sampler:
         probes.append(Sampler(probe_page(run.stack.web_url), interval=PROBE_INTERVAL))
         return probes[0]
 
-    window = faulted_run(
-        run,
-        inject=lambda: cluster.partition("web", "db"),
-        heal=lambda: cluster.heal("web", "db"),
-        seed=38,
-        pages_fail=True,
-        watch=watch,
-    )
+    window = cut_off(run, "web", "db", seed=38, pages_fail=True, watch=watch)
     _check_pages_recovered(run, probes[0].samples, window)
-    run.note(f"web could not reach db for {run.sizes.outage:.0f}s (packets dropped)")
 
 
 def probe_page(base_url: str) -> Callable[[], float | None]:
@@ -320,17 +319,9 @@ def beat_partitioned_from_broker(run: ChaosRun) -> None:
     retries are the worker's own timers, so deliveries go on without beat; what needs beat
     waits: unpaid orders that come due are expired only after the heal, once beat's sends
     get through again (checked against CATCH_UP)."""
-    cluster = run.stack.cluster
-    window = faulted_run(
-        run,
-        inject=lambda: cluster.partition("beat", "broker"),
-        heal=lambda: cluster.heal("beat", "broker"),
-        seed=39,
-        unpaid=UNPAID,
-    )
+    window = cut_off(run, "beat", "broker", seed=39, unpaid=UNPAID)
     _check_expiry_waited(run, window)
     _check_deliveries_went_on(run, window)
-    run.note(f"beat could not reach the broker for {run.sizes.outage:.0f}s (packets dropped)")
 
 
 def _check_expiry_waited(run: ChaosRun, window: FaultWindow) -> None:
@@ -485,12 +476,12 @@ def spread(receivers: list[FaultProxy]) -> list[int]:
 
 
 def throughput_scenarios(endpoints: int = 1) -> list[Scenario]:
-    """T1 and T2: the throughput with one worker host, then two, to ``endpoints``."""
-    suffix = f", {endpoints} endpoints" if endpoints > 1 else ""
+    """T1 and T2 (keys ``T1-<endpoints>``): the throughput with one worker host, then two,
+    to ``endpoints`` endpoints."""
     return [
         Scenario(
-            key,
-            f"throughput, {label}{suffix}",
+            f"{key}-{endpoints}",
+            f"throughput, {label}, {endpoints} endpoint{'s' if endpoints > 1 else ''}",
             partial(throughput, hosts=hosts, endpoints=endpoints),
             network=True,
         )
