@@ -20,6 +20,7 @@ import math
 import re
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -439,6 +440,16 @@ def throughput(run: ChaosRun, *, hosts: tuple[str, ...], endpoints: int) -> None
         f"shares {shares}, received {got}",
     )
     run.note(f"{due} notifications due at once to {endpoints} endpoint(s), {len(hosts)} host(s)")
+    run.note(f"failed attempts by kind: {dict(failed_attempt_kinds()) or 'none'}")
+
+
+def failed_attempt_kinds() -> Counter:
+    """``{kind: failed attempts}``, the kind an error up to its first colon ("timeout after
+    3 s", "HTTP 502", "connection error")."""
+    from notifications.models import DeliveryAttempt
+
+    errors = DeliveryAttempt.objects.exclude(error="").values_list("error", flat=True)
+    return Counter(error.split(":")[0] for error in errors)
 
 
 def _receiver_like(receiver: FaultProxy) -> FaultProxy:
