@@ -304,8 +304,8 @@ def test_web_host_partitioned_from_the_database(chaos_run):
 
 def test_beat_host_partitioned_from_the_broker(chaos_run):
     """21. beat cannot reach the broker for many sweep intervals: deliveries go on without it
-    (notifications made during the cut are delivered before the heal), the unpaid orders that
-    came due meanwhile are expired only once beat's sends get through again, and then all."""
+    (orders paid during the cut are notified before the heal), the unpaid orders that came
+    due meanwhile are expired only once beat's sends get through again, and then all."""
     outcome = assert_scenario(chaos_run, "21")
     assert check_passed(
         outcome, "orders came due while beat was cut off, none expired before the heal"
