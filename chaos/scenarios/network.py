@@ -89,12 +89,13 @@ def faulted_run(
     seed: int,
     pages_fail: bool = False,
     watch: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    during: Callable = lambda: None,
 ) -> FaultWindow:
-    """Orders placed; at half of them ``inject()``, ``outage`` seconds later ``heal()``;
-    then settle and the figures (failed attempts count as forced: the fault caused them).
-    ``pages_fail``: the fault takes the pages down too (the database): their errors are
-    noted, not failed. ``watch()`` is entered once the processes run and left when every
-    order was placed."""
+    """Orders placed; at half of them ``inject()``, then ``during()``, ``outage`` seconds
+    after the fault was in place ``heal()``; then settle and the figures (failed attempts
+    count as forced: the fault caused them). ``pages_fail``: the fault takes the pages down
+    too (the database): their errors are noted, not failed. ``watch()`` is entered once the
+    processes run and left when every order was placed."""
     from notifications.models import DeliveryAttempt
 
     run.receiver.latency = 0.3  # deliveries take a moment: some are in flight at the fault
@@ -107,7 +108,8 @@ def faulted_run(
         in_flight = sending_now()
         inject()
         began = time.time()
-        time.sleep(run.sizes.outage)
+        during()
+        time.sleep(max(0.0, began + run.sizes.outage - time.time()))
         heal()
         healed = time.time()
         state.wait(timeout=DRIVE_TIMEOUT)
@@ -141,18 +143,15 @@ def cut_off(
     *,
     seed: int,
     before: Callable = lambda: None,
-    after: Callable = lambda: None,
     **options,
 ) -> FaultWindow:
-    """``faulted_run`` with every packet ``host`` sends to ``peer`` dropped for the outage;
-    ``before()`` and ``after()`` run just before and after the cut, the fault's window
-    beginning after both (``options`` go to ``faulted_run``)."""
+    """``faulted_run`` with every packet ``host`` sends to ``peer`` dropped for the outage,
+    ``before()`` just before the cut (``options`` go to ``faulted_run``)."""
     cluster = run.stack.cluster
 
     def inject() -> None:
         before()
         cluster.partition(host, peer)
-        after()
 
     window = faulted_run(
         run,
@@ -343,7 +342,7 @@ def beat_partitioned_from_broker(run: ChaosRun) -> None:
         "broker",
         seed=39,
         before=lambda: unpaid.extend(wallet_orders(run.stack.web_url, WALLET_ORDERS, None)),
-        after=lambda: paid.extend(wallet_orders(run.stack.web_url, WALLET_ORDERS, "pay")),
+        during=lambda: paid.extend(wallet_orders(run.stack.web_url, WALLET_ORDERS, "pay")),
     )
     _check_expiry_waited(run, window, unpaid)
     _check_deliveries_went_on(run, window, paid)
