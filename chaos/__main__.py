@@ -13,7 +13,7 @@ of its own, its queues deleted afterwards; the Redis-only scenarios are skipped,
 Redis the RabbitMQ-only ones, 2c, 2d and 5b). Logs:
 var/chaos/logs/<scenario>/. Exit status 0 only when no scenario lost a notification or
 credited anything twice and every scenario's checks and final audit passed. The network
-scenarios (13-18) run on a simulated cluster of their own (``python -m chaos.cluster``).
+scenarios (13-18, 20, 21) run on a simulated cluster of their own (``python -m chaos.cluster``).
 """
 
 import argparse

@@ -1,7 +1,7 @@
-"""``python -m chaos.cluster``: the network scenarios (13-18) on a simulated cluster.
+"""``python -m chaos.cluster``: the network scenarios (13-18, 20, 21) on a simulated cluster.
 
     python -m chaos.cluster --only 13,14 --small --json out.json
-    python -m chaos.cluster --throughput --orders 300 --json out.json
+    python -m chaos.cluster --throughput --orders 300 --endpoints 1,8 --json out.json
 
 One ``devstack.cluster.Cluster`` serves every scenario of the run: its own PostgreSQL (the
 template migrated once, a fresh copy per scenario) and Redis, and when this environment's
@@ -11,8 +11,9 @@ hosts, the receiver proxy on the harness's address. ``python -m chaos`` runs thi
 a process of its own for the network scenarios it is asked for (this process's Django
 points at the cluster's database) and merges the outcomes into its table. Where namespaces
 are not available every scenario is skipped with the reason. ``--throughput``: N
-notifications due at once (``--orders``), delivered by one worker host, then by two: the
-scaling ratio. Exit status 0 when every scenario ran clean or was skipped.
+notifications due at once (``--orders``), spread over K endpoints (``--endpoints``, a list
+of K, default 1: accounts' one), delivered by one worker host, then by two: the scaling
+ratio for each K. Exit status 0 when every scenario ran clean or was skipped.
 """
 
 import argparse
@@ -32,13 +33,18 @@ from devstack.table import table as markdown_table
 
 from .harness import CHAOS_VAR, FULL, SMALL, Outcome, Scenario, run_scenario
 from .scenarios import BY_KEY
-from .scenarios.network import THROUGHPUT
+from .scenarios.network import throughput_scenarios
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m chaos.cluster")
     parser.add_argument("--only", default="", help="comma-separated network scenario keys")
     parser.add_argument("--throughput", action="store_true", help="one, then two worker hosts")
+    parser.add_argument(
+        "--endpoints",
+        default="1",
+        help="comma-separated counts of receivers the throughput's notifications go to",
+    )
     parser.add_argument("--small", action="store_true")
     parser.add_argument("--orders", type=int)
     parser.add_argument("--json", metavar="PATH", required=True)
@@ -107,15 +113,20 @@ def missing(scenario: Scenario) -> str:
 
 
 def scaling(outcomes: list[Outcome]) -> str:
-    """The throughput table: notifications per second with one and two worker hosts."""
+    """The throughput table: notifications per second with one and two worker hosts, for
+    each count of endpoints (``outcomes`` in pairs: one host, then two)."""
     rates = [o.notifications / o.settle_seconds if o.settle_seconds else 0.0 for o in outcomes]
     rows = [
         (o.title, o.notifications, f"{o.settle_seconds or 0:.1f}s", f"{rate:.1f}")
         for o, rate in zip(outcomes, rates, strict=True)
     ]
-    ratio = rates[1] / rates[0] if rates[0] else 0.0
+    ratios = [
+        f"scaling ratio (two / one){two.title.removeprefix('throughput, two worker hosts')}: "
+        f"{rate_two / rate_one if rate_one else 0.0:.2f}"
+        for two, rate_one, rate_two in zip(outcomes[1::2], rates[::2], rates[1::2], strict=True)
+    ]
     headers = ("run", "notifications", "delivered in", "per second")
-    return f"{markdown_table(headers, rows, 'lrrr')}\n\nscaling ratio (two / one): {ratio:.2f}"
+    return "\n".join([markdown_table(headers, rows, "lrrr"), "", *ratios])
 
 
 def main(argv=None) -> int:
@@ -128,7 +139,9 @@ def main(argv=None) -> int:
     if wrong:
         print(f"not network scenarios: {', '.join(wrong)}", file=sys.stderr)
         return 2
-    scenarios = [BY_KEY[key] for key in keys] + (THROUGHPUT if args.throughput else [])
+    counts = [int(count) for count in args.endpoints.split(",") if count.strip()]
+    throughput = [s for k in counts for s in throughput_scenarios(k)] if args.throughput else []
+    scenarios = [BY_KEY[key] for key in keys] + throughput
     reason = unavailable(rabbitmq=on_rabbitmq())
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -148,7 +161,7 @@ def main(argv=None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if args.throughput and not reason:
-        print(scaling(outcomes[-2:]))
+        print(scaling(outcomes[-len(throughput) :]))
     with open(args.json, "w") as out:
         json.dump({"outcomes": [o.as_dict() for o in outcomes]}, out, indent=2)
     return 0 if all(o.ok for o in outcomes) else 1

@@ -11,8 +11,8 @@
 - ``reconciliation``: 8, reconciliation through a restart and a payments API outage;
 - ``endpoints``: 9 a noisy neighbour, 10 the circuit breaker's cycle, 11 an endpoint
   disabled and recovered;
-- ``network``: 13-18, on the simulated cluster: partitions, broker and PostgreSQL restarts,
-  a skewed clock;
+- ``network``: 13-18, 20, 21 on the simulated cluster: partitions, broker and PostgreSQL
+  restarts, a skewed clock;
 - ``queue``: 19, scheme 1 (accounts on the queue transport): a subscriber SIGKILLed, every
   subscriber down, the worker SIGKILLed awaiting acknowledgements.
 """

@@ -7,11 +7,11 @@ it names one) in a database of its own on the server ``DATABASE_URL`` names (SQL
 under var/chaos otherwise), and writes its outcomes as JSON. Each test then pins one
 scenario's verdict: nothing lost, nothing credited twice, the audit clean, the scenario's
 own checks passed; a Redis-only fault on RabbitMQ, or a RabbitMQ-only one (2c, 2d, 5b) on
-Redis, is skipped with the run's reason, and the network scenarios (13-18: a simulated
-cluster in network namespaces, its own PostgreSQL and Redis, and on RabbitMQ a RabbitMQ node
-of its own as the broker) with the reason where namespaces are not available (not root, no
-``ip``, no rabbitmq-server). A failure shows the run's table and details (logs under
-var/chaos/logs/<scenario>/).
+Redis, is skipped with the run's reason, and the network scenarios (13-18, 20, 21: a
+simulated cluster in network namespaces, its own PostgreSQL and Redis, and on RabbitMQ a
+RabbitMQ node of its own as the broker) with the reason where namespaces are not available
+(not root, no ``ip``, no rabbitmq-server). A failure shows the run's table and details (logs
+under var/chaos/logs/<scenario>/).
 """
 
 import json
@@ -53,6 +53,8 @@ SCENARIO_OF = {
     "test_worker_host_partitioned_from_the_broker": "17",
     "test_worker_host_partitioned_from_the_receiver": "18",
     "test_queue_transport_survives_subscriber_and_worker_kills": "19",
+    "test_web_host_partitioned_from_the_database": "20",
+    "test_beat_host_partitioned_from_the_broker": "21",
 }
 
 
@@ -346,3 +348,26 @@ def test_queue_transport_survives_subscriber_and_worker_kills(chaos_run):
         "the new worker recorded acknowledgements of publications made before the kill",
     ):
         assert check_passed(outcome, name), outcome["checks"]
+
+
+def test_web_host_partitioned_from_the_database(chaos_run):
+    """20. The web host (pages, the payments API, accounts' notify API) cannot reach the
+    database: a page request in flight is held until the heal, the page answers again soon
+    after it (no gunicorn thread stuck for good), attempts that timed out meanwhile are
+    retried; nothing is lost or credited twice, and orders whose pages failed expire."""
+    outcome = assert_scenario(chaos_run, "20")
+    assert check_passed(
+        outcome, "a page request in flight during the cut was held until the heal or failed"
+    ), outcome["checks"]
+    assert outcome["beyond"] == 0
+
+
+def test_beat_host_partitioned_from_the_broker(chaos_run):
+    """21. beat cannot reach the broker for many sweep intervals: deliveries go on without it
+    (orders paid during the cut are notified before the heal), the unpaid orders that came
+    due meanwhile are expired only once beat's sends get through again, and then all."""
+    outcome = assert_scenario(chaos_run, "21")
+    assert check_passed(
+        outcome, "orders came due while beat was cut off, none expired before the heal"
+    ), outcome["checks"]
+    assert outcome["beyond"] == 0
