@@ -12,7 +12,7 @@ from devstack.cluster import Cluster
 # unacknowledged) once it was asked for exactly that listing, else fails.
 LISTING = """
 import sys
-assert sys.argv[1:4] == ["list_queues", "--quiet", "--no-table-headers"], sys.argv
+assert sys.argv[1:4] == ["--quiet", "list_queues", "--no-table-headers"], sys.argv
 assert sys.argv[4:6] == ["--vhost", "/"], sys.argv
 print("ns.notifications\\t3\\t1")
 print("ns.periodic\\t2\\t0")

@@ -83,13 +83,19 @@ def test_a_user_sees_only_their_own_recharges(client, recharge_factory, mallory)
     assert Account.objects.get(user=mallory).account_no in home
 
 
-def test_user_without_account_gets_404_not_someone_elses(client, db, recharge_factory):
-    """A logged-in user with no account never falls back to another's."""
-    recharge_factory()
+def test_user_without_account_gets_403_not_someone_elses(client, db, recharge_factory):
+    """A logged-in user with no account never falls back to another's: the no-wallet page
+    (403), with no balance and no recharge of anyone's."""
+    recharge = recharge_factory()
     lonely = get_user_model().objects.create_user("lonely", password="x")
     client.force_login(lonely)
 
-    assert client.get(HOME).status_code == 404
+    response = client.get(HOME)
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "This login has no wallet" in page
+    assert recharge.out_trade_no not in page and recharge.account.account_no not in page
 
 
 # --- CSRF on every form -------------------------------------------------------------------
@@ -112,7 +118,9 @@ def test_logout_requires_csrf(csrf_client, user):
     response = csrf_client.post(reverse("logout"))
 
     assert response.status_code == 403
-    assert csrf_client.get(HOME).status_code in (200, 404)  # still logged in
+    # Still logged in: the wallet page (or, for a login without one, the no-wallet page), not
+    # the redirect to log in.
+    assert csrf_client.get(HOME).status_code in (200, 403)
 
 
 def test_recharge_form_requires_csrf(csrf_client, user, account):
