@@ -34,11 +34,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from .broker import Rabbitmqctl, rabbitmq_reachable
+from .processes import wait_for
 from .redis import reachable
 from .stack import Stack
 
@@ -86,16 +85,6 @@ def _pg_bin() -> Path | None:
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
-
-def _wait_started(process: subprocess.Popen, ready: Callable[[], bool], what: str) -> None:
-    """Until ``ready()``: the server ``process`` runs answers (``what``: its name and URL).
-    Raises RuntimeError when the process exits first or after START_TIMEOUT seconds."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while not ready():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.1)
 
 
 class Cluster:
@@ -267,10 +256,11 @@ class Cluster:
                 str(self.log_dir / "redis.log"),
             ]  # fmt: skip
         )
-        _wait_started(
-            self.redis_process,
+        wait_for(
             lambda: reachable(self.redis_url),
-            f"redis-server on {self.redis_url}",
+            what=f"redis-server answering on {self.redis_url}",
+            timeout=START_TIMEOUT,
+            process=self.redis_process,
         )
 
     def stop_redis(self) -> None:
@@ -304,10 +294,11 @@ class Cluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        _wait_started(
-            self.rabbitmq_process,
+        wait_for(
             lambda: rabbitmq_reachable(self.broker_url),
-            f"the RabbitMQ node on {self.addresses['broker']}",
+            what=f"the RabbitMQ node on {self.addresses['broker']} answering",
+            timeout=START_TIMEOUT,
+            process=self.rabbitmq_process,
         )
 
     def stop_rabbitmq(self) -> None:

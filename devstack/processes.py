@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -32,6 +33,26 @@ def procfile_commands(path: Path = PROCFILE) -> dict[str, str]:
     return commands
 
 
+def wait_for(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    interval: float = 0.1,
+) -> None:
+    """Block until ``ready()``, polling every ``interval`` seconds. Raises RuntimeError
+    naming ``what`` after ``timeout`` seconds, or as soon as ``process`` (the server that
+    should become ready) exits."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {what}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not {what} after {timeout:.0f}s")
+        time.sleep(interval)
+
+
 def wait_for_port(
     port: int,
     *,
@@ -39,38 +60,30 @@ def wait_for_port(
     process: subprocess.Popen | None = None,
     host: str = "127.0.0.1",
 ):
-    """Block until something accepts connections on ``host``:``port``, polling every 0.1 s.
+    """Block until something accepts connections on ``host``:``port`` (``wait_for``)."""
 
-    Raises RuntimeError after ``timeout`` seconds or as soon as ``process`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"process exited with {process.returncode} before port {port} opened"
-            )
+    def accepts() -> bool:
         with socket.socket() as sock:
-            if sock.connect_ex((host, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on port {port} after {timeout}s")
+            return sock.connect_ex((host, port)) == 0
+
+    wait_for(accepts, what=f"port {port} opened", timeout=timeout, process=process)
 
 
 def wait_for_http(url: str, *, timeout: float, process: subprocess.Popen | None = None) -> None:
-    """Block until ``url`` answers with any HTTP response (a 404 counts): a gunicorn's socket
-    accepts connections as soon as its master binds it, before any worker has loaded the
-    project, and a request in that gap can outlast its caller's timeout (the first orders of
-    a chaos run on a loaded machine: "payments down?"). Polls every 0.2 s, each request
-    given 5 s; raises RuntimeError after ``timeout`` seconds or once ``process`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+    """Block until ``url`` answers with any HTTP response, a 404 too (``wait_for``): a
+    gunicorn's socket accepts connections as soon as its master binds it, before any worker
+    has loaded the project, and a request in that gap can outlast its caller's timeout (the
+    first orders of a chaos run on a loaded machine: "payments down?"). Each request is
+    given 5 s."""
+
+    def answers() -> bool:
         try:
             requests.get(url, timeout=5, allow_redirects=False)
-            return
         except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
+            return False
+        return True
+
+    wait_for(answers, what=f"{url} answered", timeout=timeout, process=process, interval=0.2)
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
