@@ -67,3 +67,21 @@ def test_after_the_failure_limit_even_the_right_password_is_locked_out(
     expect(page.get_by_role("button", name="Log out")).to_have_count(0)
     screenshot()
     assert page.goto("/").url.endswith("/login/?next=/")
+
+
+def test_a_login_without_a_wallet_lands_on_a_page_saying_where_it_belongs(
+    page, width, screenshot, alice
+):
+    """A login with no wallet (a portal user, say) lands on the no-wallet page (403), which
+    points to the merchant portal and fits the screen."""
+    page.goto("/login/")
+
+    response = log_in(page, "alice", PASSWORD)
+
+    assert response.status == 403
+    expect(page.get_by_role("heading", name="This login has no wallet")).to_be_visible()
+    expect(page.get_by_role("link", name="merchant portal")).to_have_attribute(
+        "href", "/portal/login/"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    screenshot("no-wallet")
