@@ -10,6 +10,7 @@ environment is used. TLS is verified against the host name.
 """
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -23,6 +24,7 @@ from yarl import URL
 
 from .netguard import DestinationRefused, destination_addresses, is_ip_literal
 
+logger = logging.getLogger(__name__)
 # Statuses whose Retry-After the schedule honours (RFC 9110 §10.2.3).
 RETRY_AFTER_STATUSES = (429, 503)
 # Sent with every POST besides the signed ones (``client_session``); recorded with each
@@ -109,6 +111,7 @@ def client_session(*, connect_timeout: float) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(sock_connect=connect_timeout),
+        trace_configs=[_reuse_trace()],
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
         auto_decompress=False,
@@ -135,21 +138,29 @@ async def post(
     """POST ``body`` to ``url`` and read at most ``excerpt_bytes`` of the reply, all within
     ``deadline`` seconds. Never raises for anything the network or the receiver does: a
     timeout is ``"timeout after N s"``, a destination the SSRF guard refuses is
-    ``"refused destination: ..."`` (no connection attempted), and so on, in ``error``."""
+    ``"refused destination: ..."`` (no connection attempted), and so on, in ``error``.
+
+    A request that rode a kept-alive connection the receiver closed meanwhile (its idle
+    timeout: gunicorn's is 2 s) and got no status back is sent once more within the same
+    deadline, not counted as an attempt of its own. RFC 9112 §9.3.1 allows retrying a
+    non-idempotent method whose semantics are idempotent: a notification is, by its
+    webhook-id (Standard Webhooks), and receivers dedupe on it. Go's net/http and Deno's
+    fetch retry the same case."""
     started = time.monotonic()
-    status, excerpt, error, retry_after = None, "", "", None
+    exchange, error = _Exchange(), ""
     try:
         _refuse_literal(url)
         async with asyncio.timeout(deadline):
-            async with session.post(
-                URL(url, encoded=False), data=body, headers=headers, allow_redirects=False
-            ) as response:
-                status = response.status
-                excerpt = _text(await _read_excerpt(response, excerpt_bytes))
-                if not 200 <= status < 300:
-                    error = f"HTTP {status}"
-                if status in RETRY_AFTER_STATUSES:
-                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            try:
+                await exchange.run(session, url, body, headers, excerpt_bytes)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                if not exchange.lost_kept_alive(exc):
+                    raise
+                logger.debug("%s: kept-alive connection lost (%r), sending again", url, exc)
+                exchange = _Exchange()
+                await exchange.run(session, url, body, headers, excerpt_bytes)
+        if not 200 <= exchange.status < 300:
+            error = f"HTTP {exchange.status}"
     except DestinationRefused as exc:
         error = f"refused destination: {exc}"
     except TimeoutError:
@@ -159,7 +170,52 @@ async def post(
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         error = f"request error: {type(exc).__name__}: {str(exc)[:200]}"
     duration_ms = round((time.monotonic() - started) * 1000)
-    return PostResult(status, excerpt, _text(error)[:255], duration_ms, retry_after)
+    return PostResult(
+        exchange.status, exchange.excerpt, _text(error)[:255], duration_ms, exchange.retry_after
+    )
+
+
+class _Exchange:
+    """One request and what came back so far; also its trace context (``_reuse_trace``)."""
+
+    def __init__(self):
+        self.reused = False
+        self.status: int | None = None
+        self.excerpt = ""
+        self.retry_after: float | None = None
+
+    async def run(self, session, url, body, headers, excerpt_bytes) -> None:
+        """Send the request and read the reply into this object; raises aiohttp's errors."""
+        async with session.post(
+            URL(url, encoded=False),
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            trace_request_ctx=self,
+        ) as response:
+            self.status = response.status
+            if self.status in RETRY_AFTER_STATUSES:
+                self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            self.excerpt = _text(await _read_excerpt(response, excerpt_bytes))
+
+    def lost_kept_alive(self, exc: Exception) -> bool:
+        """Whether ``exc`` is a pooled connection the receiver had closed: lost before any
+        status, on a connection reused from the pool (a new one failing is not retried)."""
+        connecting = isinstance(exc, aiohttp.ClientConnectorError)
+        return self.reused and self.status is None and not connecting
+
+
+def _reuse_trace() -> aiohttp.TraceConfig:
+    """Marks a request's ``_Exchange`` (its ``trace_request_ctx``) when aiohttp hands it a
+    pooled connection."""
+
+    async def reused(session, context, params) -> None:
+        if isinstance(context.trace_request_ctx, _Exchange):
+            context.trace_request_ctx.reused = True
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(reused)
+    return trace
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:

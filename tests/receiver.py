@@ -43,16 +43,26 @@ class Received:
 
 
 class Receiver:
-    """Use as a context manager; ``url`` is ``http://127.0.0.1:<port>/notify``."""
+    """Use as a context manager; ``url`` is ``http://127.0.0.1:<port>/notify``.
+    ``keep_alive``: HTTP/1.1 persistent connections (a ``close`` reply then closes one the
+    client is reusing, as a server's idle timeout does); else one request per connection."""
 
-    def __init__(self, default: Reply | None = None):
+    def __init__(self, default: Reply | None = None, *, keep_alive: bool = False):
         self.default = default or Reply()
         self.replies: deque[Reply] = deque()
         self.received: list[Received] = []
+        self.connections = 0  # accepted so far
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self):
+                super().setup()
+                with receiver._lock:
+                    receiver.connections += 1
+
             def do_POST(self):  # noqa: N802 - http.server's naming
                 receiver._handle(self)
 

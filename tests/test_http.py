@@ -14,16 +14,26 @@ HEADERS = {"Content-Type": "application/json", "webhook-id": "msg_1"}
 
 
 def post(url, *, deadline=5.0, excerpt_bytes=1024) -> http.PostResult:
+    [result] = posts(url, 1, deadline=deadline, excerpt_bytes=excerpt_bytes)
+    return result
+
+
+def posts(url, count, *, deadline=5.0, excerpt_bytes=1024) -> list[http.PostResult]:
+    """``count`` POSTs one after another on one session (its pool keeps connections alive)."""
+
     async def send():
         async with http.client_session(connect_timeout=1) as session:
-            return await http.post(
-                session,
-                url,
-                body=BODY,
-                headers=HEADERS,
-                deadline=deadline,
-                excerpt_bytes=excerpt_bytes,
-            )
+            return [
+                await http.post(
+                    session,
+                    url,
+                    body=BODY,
+                    headers=HEADERS,
+                    deadline=deadline,
+                    excerpt_bytes=excerpt_bytes,
+                )
+                for _ in range(count)
+            ]
 
     return asyncio.run(send())
 
@@ -154,3 +164,50 @@ def test_retry_after_as_an_http_date():
     assert http.retry_after_seconds("Tue, 14 Nov 2023 22:15:20 GMT", now=now) == 120.0
     assert http.retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now=now) == 0.0
     assert http.retry_after_seconds("14/11/2023", now=now) is None
+
+
+def test_a_kept_alive_connection_the_receiver_closed_is_sent_again_once():
+    """The receiver closes the connection the second POST reuses without answering (its idle
+    timeout firing as the request arrives): the POST is sent again, on a new connection, and
+    acknowledged; one result, as one attempt."""
+    with Receiver(keep_alive=True) as receiver:
+        receiver.replies.extend([Reply(status=204), Reply(close=True)])
+        first, second = posts(receiver.url, 2)
+
+    assert first.ok and second.ok and second.error == ""
+    assert [request.body for request in receiver.received] == [BODY] * 3
+    assert receiver.connections == 2
+
+
+def test_a_new_connection_closed_without_an_answer_is_not_sent_again():
+    """Only a reused connection may have gone stale: a new one closed without an answer is
+    the receiver's failure, recorded, and sent once."""
+    with Receiver(keep_alive=True) as receiver:
+        receiver.replies.append(Reply(close=True))
+        result = post(receiver.url)
+
+    assert not result.ok and result.status_code is None
+    assert result.error.startswith("request error: ServerDisconnectedError")
+    assert len(receiver.received) == 1
+
+
+def test_a_reused_connection_lost_after_the_status_is_not_sent_again():
+    """Once a status came back the receiver has handled the request: a reply cut short on a
+    reused connection keeps its status and is not sent again."""
+    with Receiver(keep_alive=True) as receiver:
+        receiver.replies.extend([Reply(status=204), Reply(status=500, body=b"ab", length=10)])
+        first, second = posts(receiver.url, 2)
+
+    assert first.ok and second.status_code == 500
+    assert len(receiver.received) == 2
+
+
+def test_the_second_send_is_the_last():
+    """The second send failing too (the receiver closes every connection at its first request)
+    is recorded as the attempt's failure: never a third send."""
+    with Receiver(keep_alive=True) as receiver:
+        receiver.replies.extend([Reply(status=204), Reply(close=True), Reply(close=True)])
+        first, second = posts(receiver.url, 2)
+
+    assert first.ok and not second.ok and second.status_code is None
+    assert len(receiver.received) == 3
