@@ -203,6 +203,14 @@ class RechargeOrderAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     )
     readonly_fields = ("amount_display", "related_links", "notifications_table")
 
+    def get_fieldsets(self, request, obj=None):
+        """The notifications (attempts, the merchant's responses) only for staff who may view
+        notifications, as Find shows them only to those."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.has_perm("notifications.view_notification"):
+            return fieldsets
+        return [fieldset for fieldset in fieldsets if fieldset[0] != "Notifications"]
+
     def get_queryset(self, request):
         orders = super().get_queryset(request)
         return selectors.recharge_orders_with_notification_state(orders=orders)

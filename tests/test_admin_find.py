@@ -165,6 +165,22 @@ def test_a_hidden_row_leads_nowhere(order_viewer, case):
     assert found(order_viewer, case["notification"].webhook_id) == []
 
 
+def test_the_order_page_shows_its_notifications_only_to_who_may_view_them(order_viewer, case):
+    """The order's own page does not show what Find hides from the same user: no
+    notification, webhook-id, attempt or merchant response without ``view_notification``;
+    with it, all of them."""
+    page = reverse("admin:payments_rechargeorder_change", args=[case["order"].pk])
+    webhook_id = case["notification"].webhook_id.encode()
+
+    response = order_viewer.get(page)
+    assert response.status_code == 200 and case["order"].tx_no.encode() in response.content
+    assert webhook_id not in response.content
+    assert b"Notifications and delivery attempts" not in response.content
+
+    order_viewer.force_login(staff_user("cases", "view_rechargeorder", "view_notification"))
+    assert webhook_id in order_viewer.get(page).content
+
+
 def test_non_staff_are_sent_to_the_admin_login(client, user, case):
     """A logged-in user without is_staff gets the admin's log-in, not results."""
     client.force_login(user)
