@@ -89,7 +89,7 @@ class RequestBodyLimitMiddleware:
         api = request.path.startswith("/api/")
         limit = settings.API_MAX_BODY_BYTES if api else settings.REQUEST_MAX_BODY_BYTES
         declared = request.META.get("CONTENT_LENGTH") or "0"
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is True
             return self._refuse(api, 400, "Invalid Content-Length header.")
         if int(declared) > limit:
             return self._refuse(api, 413, f"Request body too large (limit {limit} bytes).")

@@ -37,16 +37,22 @@ class EndpointFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         offered = list(selectors.endpoints_undelivered_report()[:20])
-        chosen = self.value()
-        if chosen and chosen.isdigit() and all(str(e.pk) != chosen for e in offered):
+        chosen = self.chosen_id()
+        if chosen and all(str(e.pk) != chosen for e in offered):
             offered += list(Endpoint.objects.filter(pk=chosen))
         return [(str(endpoint.pk), endpoint.origin) for endpoint in offered]
 
     def queryset(self, request, queryset):
-        chosen = self.value()
-        if not chosen:
+        if not self.value():
             return queryset
-        return queryset.filter(endpoint_id=chosen) if chosen.isdigit() else queryset.none()
+        chosen = self.chosen_id()
+        return queryset.filter(endpoint_id=chosen) if chosen else queryset.none()
+
+    def chosen_id(self) -> str | None:
+        """The chosen endpoint's id, or None when it is not one (``"²".isdigit()`` is True,
+        yet ``int()`` refuses it: ASCII digits only)."""
+        chosen = self.value() or ""
+        return chosen if chosen.isascii() and chosen.isdigit() else None
 
 
 class UndeliveredFilter(admin.SimpleListFilter):

@@ -224,7 +224,7 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is True, float() refuses it
         return float(value)
     try:
         moment = parsedate_to_datetime(value)

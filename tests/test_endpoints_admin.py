@@ -55,6 +55,17 @@ def test_the_changelist_shows_health_and_links_to_what_is_undelivered(admin_clie
     assert undelivered.status_code == 200 and "2 notifications" in undelivered.content.decode()
 
 
+@pytest.mark.parametrize("chosen", ["\u00b2", "\u2460", "1x", "-1"])
+def test_an_endpoint_filter_that_is_no_id_lists_nothing(admin_client, endpoint, chosen):
+    """``?endpoint=²`` (``"²".isdigit()`` is True, ``int()`` refuses it) or any other value that
+    is no id: an empty list, not a 500."""
+    response = admin_client.get(
+        reverse("admin:notifications_notification_changelist"), {"endpoint": chosen}
+    )
+
+    assert response.status_code == 200 and "0 notifications" in response.content.decode()
+
+
 def test_every_admin_page_warns_of_a_disabled_endpoint(admin_client, endpoint):
     assert "is disabled since" not in admin_client.get(reverse("admin:index")).content.decode()
 

@@ -166,6 +166,12 @@ def test_retry_after_as_an_http_date():
     assert http.retry_after_seconds("14/11/2023", now=now) is None
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "1\u2460"])
+def test_retry_after_of_unicode_digits_is_unparsable(value):
+    """``"²".isdigit()`` is True yet ``float("²")`` raises: such a value is no delay."""
+    assert http.retry_after_seconds(value) is None
+
+
 def test_a_kept_alive_connection_the_receiver_closed_is_sent_again_once():
     """The receiver closes the connection the second POST reuses without answering (its idle
     timeout firing as the request arrives): the POST is sent again, on a new connection, and

@@ -216,7 +216,11 @@ def test_malformed_body_is_refused_and_creates_nothing(api, raw, content_type, s
 
 @pytest.mark.parametrize(
     ("length", "status", "message"),
-    [(str(10**9), 413, "Request body too large"), ("-5", 400, "Invalid Content-Length")],
+    [
+        (str(10**9), 413, "Request body too large"),
+        ("-5", 400, "Invalid Content-Length"),
+        ("\u00b2", 400, "Invalid Content-Length"),  # "²".isdigit(), but int() refuses it
+    ],
 )
 def test_declared_length_is_checked_before_reading(api, length, status, message):
     """A Content-Length over the limit is refused before the body is read; a malformed one

@@ -30,7 +30,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, endpoint, since, until, **options):
         found = Endpoint.objects.filter(
-            **({"pk": endpoint} if endpoint.isdigit() else {"origin": endpoint})
+            **(
+                {"pk": endpoint}
+                if endpoint.isascii() and endpoint.isdigit()
+                else {"origin": endpoint}
+            )
         )
         if found.count() != 1:
             raise CommandError(f"{found.count()} endpoints match {endpoint!r}; give its id")
