@@ -126,8 +126,12 @@ class InboundNotification(models.Model):
     last_received_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        # The prune task reads the receipts received longest ago as a range of this index.
-        indexes = [models.Index(fields=["last_received_at"], name="receipt_last_received_idx")]
+        indexes = [
+            # The prune task reads the receipts received longest ago as a range of this index.
+            models.Index(fields=["last_received_at"], name="receipt_last_received_idx"),
+            # Staff's Find: a receipt by any identifier the notification carried.
+            models.Index(fields=["out_trade_no"], name="receipt_out_trade_no_idx"),
+        ]
 
     def __str__(self):
         return f"{self.webhook_id} ({self.outcome})"

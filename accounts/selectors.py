@@ -74,7 +74,11 @@ def account_records_search(*, term: str) -> list[Match]:
         Q(webhook_id=term) | Q(tx_no=term) | Q(out_trade_no=term)
     ).order_by("-last_received_at")[:limit]
     entries = LedgerEntry.objects.filter(tx_no=term).select_related("account")[:limit]
-    accounts = Account.objects.filter(Q(account_no=term) | Q(user__username=term))[:limit]
+    # Two lookups, not one OR across the join (which no index serves: a scan of accounts).
+    accounts = [
+        *Account.objects.filter(account_no=term)[:limit],
+        *Account.objects.filter(user__username=term).exclude(account_no=term)[:limit],
+    ][:limit]
     return [
         *(Match(r, _field_named(r, term, "tx_no", "out_trade_no"), (r.tx_no,)) for r in recharges),
         *(
