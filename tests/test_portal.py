@@ -606,14 +606,20 @@ def test_a_deactivated_merchants_portal_is_read_only(portal, paid, endpoints, me
 
 
 def test_services_refuse_a_deactivated_merchants_member(portal, paid, merchant):
-    """The services check it too, not only the views."""
+    """The services check it too, not only the views, on the merchant's locked row: a member
+    loaded while the merchant was active (the request began before staff deactivated it)
+    rolls nothing."""
+    members = MerchantMember.objects.select_related("merchant").filter(merchant=merchant)
+    loaded_before = [members.get(), members.get()]
     Merchant.objects.filter(pk=merchant.pk).update(is_active=False)
-    member = MerchantMember.objects.select_related("merchant").get(merchant=merchant)
 
     with pytest.raises(PermissionDenied, match="deactivated"):
         portal_services.member_api_key_roll(
-            member=member, version=portal_selectors.api_key_version(merchant)
+            member=loaded_before[0], version=portal_selectors.api_key_version(merchant)
         )
+    with pytest.raises(PermissionDenied, match="deactivated"):
+        portal_services.member_webhook_secret_roll(member=loaded_before[1])
+    assert Merchant.objects.get(pk=merchant.pk).webhook_secret == merchant.webhook_secret
 
 
 def test_an_api_key_roll_sent_again_is_409_and_rolls_nothing(portal, merchant):

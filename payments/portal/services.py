@@ -122,14 +122,9 @@ def member_webhook_secret_roll(*, member: MerchantMember) -> SecretRolled:
     overlap). Raises ``PermissionDenied`` (``operate_refusal``) and ``RollOverlapping`` while the
     previous roll's overlap lasts (checked under the merchant's row lock, so two presses at
     once roll once)."""
-    _require_operator(member)
-    merchant = member.merchant
     with transaction.atomic():
-        until = (
-            Merchant.objects.select_for_update()
-            .values_list("previous_secret_expires_at", flat=True)
-            .get(pk=merchant.pk)
-        )
+        merchant = _lock_for_operator(member)
+        until = merchant.previous_secret_expires_at
         if until is not None and until > timezone.now():
             raise RollOverlapping(until)
         secret = merchant_webhook_secret_roll(merchant=merchant)
@@ -155,14 +150,21 @@ def member_api_key_roll(*, member: MerchantMember, version: str) -> str:
     its current key is still ``version`` (``api_key_version``, checked under the merchant's
     row lock). Raises ``PermissionDenied`` (``operate_refusal``) and ``KeyRolledMeanwhile``."""
     with transaction.atomic():
-        # Checked on the locked row: a deactivation or another roll committed meanwhile counts.
-        member.merchant = Merchant.objects.select_for_update().get(pk=member.merchant_id)
-        _require_operator(member)
+        _lock_for_operator(member)
         if version != api_key_version(member.merchant):
             raise KeyRolledMeanwhile
         key = merchant_api_key_revoke(merchant=member.merchant, issue_new=True)
     _audit(member, member.merchant, "API key revoked and a new one issued from the portal.")
     return key
+
+
+def _lock_for_operator(member: MerchantMember) -> Merchant:
+    """The member's merchant, its row locked and reloaded (inside a transaction), once
+    ``_require_operator`` passes on it: a deactivation or another roll committed meanwhile
+    counts."""
+    member.merchant = Merchant.objects.select_for_update().get(pk=member.merchant_id)
+    _require_operator(member)
+    return member.merchant
 
 
 def member_endpoint_recover(*, member: MerchantMember, endpoint_id: int, since: datetime) -> int:
