@@ -21,6 +21,7 @@ from core.admin import (
     links_line,
     staff_action_log,
 )
+from core.admin_search import ExactIndexedSearchMixin
 from core.money import format_minor
 
 from . import selectors, services
@@ -29,12 +30,13 @@ from .payments_client import PaymentsApiError, PaymentsClient
 
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountAdmin(ExactIndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Accounts and their balances; the balance is the sum of the ledger, never typed in."""
 
     list_display = ("account_no", "user", "balance_display", "created_at")
     list_select_related = ("user",)
-    search_fields = ("=account_no", "user__username")
+    search_fields = ("=account_no", "=user__username")
+    search_help_text = "Exact account_no or username."
     ordering = ("-created_at",)
     fields = ("account_no", "user", "balance_display", "created_at", "related_links")
     readonly_fields = ("balance_display", "related_links")
@@ -58,7 +60,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class LedgerEntryAdmin(ExactIndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger: append-only, so no add, change or delete here."""
 
     list_display = ("tx_no", "account", "amount_display", "source", "created_at")
@@ -98,7 +100,9 @@ class PendingTooLongFilter(admin.SimpleListFilter):
 
 
 @admin.register(Recharge)
-class RechargeAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RechargeAdmin(
+    ExactIndexedSearchMixin, PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Recharges this side started; "Reconcile now" (a button on its page, and a bulk action)
     asks payments how each stands and applies the answer."""
 
@@ -239,7 +243,7 @@ def _case_links(tx_no: str) -> str:
 
 
 @admin.register(InboundNotification)
-class InboundNotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InboundNotificationAdmin(ExactIndexedSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every verified notification received and what came of it; filter on "Rejected" to
     find those that disagreed with our recharge and were never applied."""
 

@@ -24,6 +24,7 @@ from core.admin import (
     staff_action_log,
     when,
 )
+from core.admin_search import ExactIndexedSearchMixin
 
 from . import selectors, services
 from .models import Endpoint, Notification
@@ -71,7 +72,9 @@ class UndeliveredFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(
+    ExactIndexedSearchMixin, PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Notifications, view-only: every attempt with the request as sent and the response, as
     Stripe's and Svix's dashboards show them, and "Resend now" on the page and in the list."""
 

@@ -19,6 +19,7 @@ from core.admin import (
     staff_action_log,
     when,
 )
+from core.admin_search import ExactIndexedSearchMixin
 from core.money import format_minor
 from notifications.selectors import notifications_for_subject
 
@@ -157,7 +158,9 @@ class StuckFilter(admin.SimpleListFilter):
 
 
 @admin.register(RechargeOrder)
-class RechargeOrderAdmin(PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RechargeOrderAdmin(
+    ExactIndexedSearchMixin, PageActionsMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Recharge orders, view-only, with their notifications and every delivery attempt;
     "Resend notification" and "Expire" as buttons on an order's page and as bulk actions."""
 

@@ -1,12 +1,14 @@
-"""Staff's Find reads every table through an index (PostgreSQL's plans): one search runs each
-app's searcher for the term and again for each lead it found, so a query that scanned a whole
-table (orders, receipts, accounts) would cost every search the size of the history."""
+"""Staff's Find and the admin lists' search boxes read every table through an index
+(PostgreSQL's plans): one Find runs each app's searcher for the term and again for each lead
+it found, so a query that scanned a whole table (orders, receipts, the ledger) would cost
+every search the size of the history."""
 
 import re
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from accounts.models import InboundNotification
 from core.search import staff_search
@@ -28,15 +30,18 @@ TABLES = [
 ]
 
 
-def plans_of(run) -> list[str]:
-    """The plan of every query ``run()`` makes, with sequential scans priced out of reach, so
-    a plan still reading a table without an index condition has no index to use."""
+def plans_of(run, *, naming: str = "") -> list[str]:
+    """The plan of every query ``run()`` makes (those whose SQL holds ``naming``), with
+    sequential scans priced out of reach, so a plan still reading a table without an index
+    condition has no index to use."""
     with CaptureQueriesContext(connection) as captured:
         run()
     plans = []
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         for query in captured.captured_queries:
+            if naming not in query["sql"]:
+                continue
             cursor.execute(f"EXPLAIN {query['sql']}")
             plans.append("\n".join(row[0] for row in cursor.fetchall()))
     return plans
@@ -72,3 +77,47 @@ def test_every_query_of_a_search_uses_an_index(merchant, account, term):
 
     assert plans
     assert [read for plan in plans for read in whole_table_reads(plan)] == []
+
+
+SEARCHABLE_LISTS = [
+    "admin:payments_rechargeorder_changelist",
+    "admin:notifications_notification_changelist",
+    "admin:accounts_recharge_changelist",
+    "admin:accounts_inboundnotification_changelist",
+    "admin:accounts_ledgerentry_changelist",
+    "admin:accounts_account_changelist",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changelist", SEARCHABLE_LISTS)
+def test_an_admin_lists_search_uses_an_index(admin_client, account, changelist):
+    """The search box of the lists staff search (exact identifiers, some through a relation:
+    a ledger entry or a recharge by its account's account_no): no query naming the term
+    reads a table whole. (Django's count of the whole list, "N total", is not the search's.)"""
+    term = "TERM-NOT-THERE"
+
+    def search():
+        assert admin_client.get(reverse(changelist), {"q": term}).status_code == 200
+
+    plans = plans_of(search, naming=term)
+
+    assert plans
+    assert [read for plan in plans for read in whole_table_reads(plan)] == []
+
+
+def test_a_ledger_entry_is_found_by_its_accounts_account_no(admin_client, account):
+    """Through the relation, as Django's own search found it (a quoted term too): the
+    account's entries, and none for another account_no."""
+    from accounts.models import LedgerEntry
+
+    LedgerEntry.objects.create(
+        account=account, tx_no="T-LEDGER-1", amount=100, currency="CNY", source="notification"
+    )
+    ledger = reverse("admin:accounts_ledgerentry_changelist")
+
+    def found(term: str) -> bool:
+        return "T-LEDGER-1" in admin_client.get(ledger, {"q": term}).content.decode()
+
+    assert found(account.account_no) and found(f'"{account.account_no}"')
+    assert found("T-LEDGER-1") and not found("AC000000000000")
