@@ -26,22 +26,32 @@ class ExactIndexedSearchMixin:
         if not all(field.startswith("=") for field in declared):
             raise ImproperlyConfigured(f"{type(self).__name__}: exact search fields only")
         fields = [field.removeprefix("=") for field in declared]
-        for term in _terms(search_term):
+        terms = _terms(search_term)
+        # One lookup per relation for all the terms, however many there are.
+        related = {field: self._related_ids(field, terms) for field in fields if "__" in field}
+        for term in terms:
             matched = Q()
             for field in fields:
-                matched |= self._matching(field, term)
+                if field in related:
+                    relation = field.partition("__")[0]
+                    matched |= Q(**{f"{relation}__in": related[field].get(term, [])})
+                else:
+                    matched |= Q(**{field: term})
             queryset = queryset.filter(matched)
         return queryset, False
 
-    def _matching(self, field: str, term: str) -> Q:
-        """``field`` equal to ``term``; for ``relation__column``, the relation's rows with that
-        column looked up first."""
+    def _related_ids(self, field: str, terms: list[str]) -> dict[str, list]:
+        """For ``relation__column``: each term's related rows (their primary keys, at most
+        ``RELATED_PER_TERM``) whose column equals it."""
         relation, _, column = field.partition("__")
-        if not column:
-            return Q(**{field: term})
         related = self.model._meta.get_field(relation).related_model
-        ids = related._default_manager.filter(**{column: term}).values_list("pk", flat=True)
-        return Q(**{f"{relation}__in": list(ids[:RELATED_PER_TERM])})
+        found: dict[str, list] = {}
+        rows = related._default_manager.filter(**{f"{column}__in": terms})
+        for pk, value in rows.values_list("pk", column)[: RELATED_PER_TERM * len(terms)]:
+            ids = found.setdefault(value, [])
+            if len(ids) < RELATED_PER_TERM:
+                ids.append(pk)
+        return found
 
 
 def _terms(search_term: str) -> list[str]:

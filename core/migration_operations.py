@@ -9,8 +9,10 @@ class AddIndexOnline(AddIndexConcurrently):
     ``CREATE INDEX CONCURRENTLY``, where a plain build holds a lock that blocks every INSERT,
     UPDATE and DELETE until it is done (on millions of delivery attempts, minutes in which
     deliveries, receipts and order finishes wait); elsewhere (SQLite, development) it is a
-    plain ``AddIndex``. Its migration must be ``atomic = False``; a build that failed leaves
-    an invalid index to drop before migrating again."""
+    plain ``AddIndex``. Its migration must be ``atomic = False`` and hold one such index
+    (with two, a failed second build leaves the first built but the migration unrecorded,
+    and migrating again fails on it); a build that failed leaves an invalid index to drop
+    before migrating again."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         self._on_vendor("database_forwards", app_label, schema_editor, from_state, to_state)

@@ -141,13 +141,16 @@ async def post(
     ``"refused destination: ..."`` (no connection attempted), and so on, in ``error``.
 
     A request that rode a kept-alive connection the receiver closed meanwhile (its idle
-    timeout: gunicorn's is 2 s) and got no status back is sent once more within the same
-    deadline, not counted as an attempt of its own. RFC 9112 §9.3.1 allows retrying a
-    non-idempotent method whose semantics are idempotent: a notification is, by its
-    webhook-id (Standard Webhooks), and receivers dedupe on it. Go's net/http and Deno's
-    fetch retry the same case."""
+    timeout: gunicorn's is 2 s) is sent once more, within the same deadline and as the same
+    attempt, when the connection failed before any status and within ``STALE_WITHIN``
+    seconds of sending (a closed connection fails within a round trip; a receiver that held
+    the request longer had it). RFC 9112 §9.3.1 allows retrying a non-idempotent method whose
+    semantics are idempotent: a notification is, by its webhook-id (Standard Webhooks), and
+    receivers dedupe on it; Go's net/http retries such a request on a reused connection when
+    it carries an idempotency key, Deno's fetch any request there. When the second send
+    fails too, its error is recorded with a note of the first."""
     started = time.monotonic()
-    exchange, error = _Exchange(), ""
+    exchange, error, resent = _Exchange(), "", ""
     try:
         _refuse_literal(url)
         async with asyncio.timeout(deadline):
@@ -157,6 +160,7 @@ async def post(
                 if not exchange.lost_kept_alive(exc):
                     raise
                 logger.debug("%s: kept-alive connection lost (%r), sending again", url, exc)
+                resent = f" (sent twice: the first send's kept-alive connection was lost, {exc!r})"
                 exchange = _Exchange()
                 await exchange.run(session, url, body, headers, excerpt_bytes)
         if not 200 <= exchange.status < 300:
@@ -170,9 +174,13 @@ async def post(
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         error = f"request error: {type(exc).__name__}: {str(exc)[:200]}"
     duration_ms = round((time.monotonic() - started) * 1000)
-    return PostResult(
-        exchange.status, exchange.excerpt, _text(error)[:255], duration_ms, exchange.retry_after
-    )
+    error = _text(error + resent if error else "")[:255]
+    return PostResult(exchange.status, exchange.excerpt, error, duration_ms, exchange.retry_after)
+
+
+# Seconds within which a reused connection's failure means the receiver had closed it before
+# the request arrived (a round trip and the event loop's lag), not that it held the request.
+STALE_WITHIN = 1.0
 
 
 class _Exchange:
@@ -180,6 +188,7 @@ class _Exchange:
 
     def __init__(self):
         self.reused = False
+        self.started = time.monotonic()
         self.status: int | None = None
         self.excerpt = ""
         self.retry_after: float | None = None
@@ -200,9 +209,11 @@ class _Exchange:
 
     def lost_kept_alive(self, exc: Exception) -> bool:
         """Whether ``exc`` is a pooled connection the receiver had closed: lost before any
-        status, on a connection reused from the pool (a new one failing is not retried)."""
+        status, within ``STALE_WITHIN`` of sending, on a connection reused from the pool (a
+        new one failing is not retried)."""
         connecting = isinstance(exc, aiohttp.ClientConnectorError)
-        return self.reused and self.status is None and not connecting
+        quick = time.monotonic() - self.started < STALE_WITHIN
+        return self.reused and self.status is None and quick and not connecting
 
 
 def _reuse_trace() -> aiohttp.TraceConfig:

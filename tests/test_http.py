@@ -217,3 +217,17 @@ def test_the_second_send_is_the_last():
 
     assert first.ok and not second.ok and second.status_code is None
     assert len(receiver.received) == 3
+    assert "(sent twice: the first send's kept-alive connection was lost" in second.error
+
+
+def test_a_reused_connection_that_held_the_request_is_not_sent_again():
+    """A receiver that held the request (1.5 s, past ``STALE_WITHIN``) before closing the
+    reused connection had it: its failure is the attempt's, recorded, sent once."""
+    with Receiver(keep_alive=True) as receiver:
+        receiver.replies.extend([Reply(status=204), Reply(delay=1.5, close=True)])
+        first, second = posts(receiver.url, 2)
+
+    assert first.ok and not second.ok and second.status_code is None
+    assert second.error.startswith("request error: ServerDisconnectedError")
+    assert "sent twice" not in second.error
+    assert len(receiver.received) == 2

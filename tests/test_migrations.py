@@ -11,7 +11,8 @@ ONLINE_INDEXES = [
     ("notifications", "0006_attempt_started_index"),
     ("accounts", "0005_receipt_last_received_index"),
     ("accounts", "0007_receipt_out_trade_no_index"),
-    ("payments", "0006_order_search_indexes"),
+    ("payments", "0006_order_out_trade_no_index"),
+    ("payments", "0007_order_account_no_index"),
 ]
 
 

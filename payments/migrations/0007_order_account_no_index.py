@@ -6,18 +6,15 @@ from core.migration_operations import AddIndexOnline
 
 
 class Migration(migrations.Migration):
-    # The indexes are built CONCURRENTLY on PostgreSQL, which cannot run in a transaction.
+    # The index is built CONCURRENTLY on PostgreSQL, which cannot run in a transaction; one
+    # index per migration, so a build that fails leaves no other built but unrecorded.
     atomic = False
 
     dependencies = [
-        ('payments', '0005_merchant_notify_queues'),
+        ('payments', '0006_order_out_trade_no_index'),
     ]
 
     operations = [
-        AddIndexOnline(
-            model_name='rechargeorder',
-            index=models.Index(fields=['out_trade_no'], name='order_out_trade_no_idx'),
-        ),
         AddIndexOnline(
             model_name='rechargeorder',
             index=models.Index(fields=['account_no'], name='order_account_no_idx'),
