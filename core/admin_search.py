@@ -21,6 +21,10 @@ class ExactIndexedSearchMixin:
     in Django's search; every term must match (AND), as there. Only one level of relation.
     """
 
+    # A search page would otherwise also count the whole table ("5 results (1,000,000
+    # total)"): "Show all" instead.
+    show_full_result_count = False
+
     def get_search_results(self, request, queryset, search_term):
         declared = self.get_search_fields(request)
         if not all(field.startswith("=") for field in declared):
