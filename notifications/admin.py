@@ -67,7 +67,7 @@ class UndeliveredFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() != "yes":
             return queryset
-        return queryset.filter(state__in=selectors.UNDELIVERED_STATES)
+        return queryset.filter(state__in=Notification.UNDELIVERED_STATES)
 
 
 @admin.register(Notification)

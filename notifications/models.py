@@ -73,6 +73,11 @@ class Notification(models.Model):
         DELIVERED = "delivered", "Delivered (acknowledged)"
         EXHAUSTED = "exhausted", "Exhausted (window closed)"
 
+    # Not acknowledged by the receiver: what waits, and what staff may have to act on. Named
+    # rather than "not delivered": a state IN (…) reads these rows through the state-led
+    # indexes, where a NOT reads the delivered history too.
+    UNDELIVERED_STATES = (State.PENDING, State.SENDING, State.EXHAUSTED)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sender_key = models.CharField(
         max_length=64, help_text="Whose secrets sign it (for payments: the merchant app_id)."

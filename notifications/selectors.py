@@ -81,19 +81,10 @@ def notification_latest_state(*, subject) -> Subquery:
     return Subquery(newest.values("state")[:1])
 
 
-# Not acknowledged by the receiver. Named, not "not delivered": a state IN (…) reads these rows
-# through the state-led indexes, where a NOT reads the delivered history too.
-UNDELIVERED_STATES = (
-    Notification.State.PENDING,
-    Notification.State.SENDING,
-    Notification.State.EXHAUSTED,
-)
-
-
 def notifications_undelivered(*, endpoint_id: int | None = None) -> QuerySet:
     """Notifications the receiver has not acknowledged (pending, in flight or exhausted),
     oldest first; of one endpoint when ``endpoint_id`` is given."""
-    undelivered = Notification.objects.filter(state__in=UNDELIVERED_STATES)
+    undelivered = Notification.objects.filter(state__in=Notification.UNDELIVERED_STATES)
     if endpoint_id is not None:
         undelivered = undelivered.filter(endpoint_id=endpoint_id)
     return undelivered.order_by("created_at")
@@ -108,7 +99,7 @@ def endpoints_undelivered_report() -> QuerySet:
         return Count("notifications", filter=Q(notifications__state=state))
 
     return (
-        Endpoint.objects.filter(notifications__state__in=UNDELIVERED_STATES)
+        Endpoint.objects.filter(notifications__state__in=Notification.UNDELIVERED_STATES)
         .annotate(
             undelivered=Count("notifications"),
             pending=counted(Notification.State.PENDING),
@@ -125,7 +116,8 @@ def endpoints_with_undelivered(endpoints: QuerySet) -> QuerySet:
     has not acknowledged, counted through the (endpoint, state, …) index, so an endpoint's
     delivered history is never read."""
     counts = (
-        Notification.objects.filter(endpoint=OuterRef("pk"), state__in=UNDELIVERED_STATES)
+        notifications_undelivered()
+        .filter(endpoint=OuterRef("pk"))
         .order_by()
         .values("endpoint")
         .annotate(count=Count("pk"))

@@ -21,15 +21,15 @@ State = Notification.State
 # attempt deadline (NOTIFY_ATTEMPT_DEADLINE, 10 s by default). The Prometheus histogram
 # (notifications/metrics.py) uses the same bounds in seconds.
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-# States counted in the backlog: delivered rows are left out, their number grows with the
-# table (retention bounds it) and the deliveries counter already says how many there were.
-BACKLOG_STATES = (State.PENDING, State.SENDING, State.EXHAUSTED)
+# The backlog counts the undelivered states (``Notification.UNDELIVERED_STATES``): delivered
+# rows are left out, their number grows with the table (retention bounds it) and the
+# deliveries counter already says how many there were.
 
 
 @dataclass(frozen=True)
 class Backlog:
-    """What waits: notifications by state (``BACKLOG_STATES``), how many are due now, and
-    the age in seconds of the oldest due one (0 when none is due)."""
+    """What waits: notifications by state (``Notification.UNDELIVERED_STATES``), how many
+    are due now, and the age in seconds of the oldest due one (0 when none is due)."""
 
     by_state: dict[str, int]
     due: int
@@ -52,7 +52,7 @@ class Hour:
 def notifications_backlog(*, now: datetime) -> Backlog:
     """The backlog at ``now`` (three index scans on ``(state, next_attempt_at)``)."""
     counts = dict(
-        Notification.objects.filter(state__in=BACKLOG_STATES)
+        Notification.objects.filter(state__in=Notification.UNDELIVERED_STATES)
         .values_list("state")
         .annotate(n=Count("pk"))
         .values_list("state", "n")
@@ -61,7 +61,7 @@ def notifications_backlog(*, now: datetime) -> Backlog:
     figures = due.aggregate(n=Count("pk"), oldest=Min("next_attempt_at"))
     oldest = figures["oldest"]
     return Backlog(
-        by_state={state: counts.get(state, 0) for state in BACKLOG_STATES},
+        by_state={state: counts.get(state, 0) for state in Notification.UNDELIVERED_STATES},
         due=figures["n"],
         oldest_due_age_seconds=(now - oldest).total_seconds() if oldest else 0.0,
     )
